@@ -1,0 +1,181 @@
+// Package client is the typed client of the connectord socket, used by the
+// docker credential helper and by the connectord CLI: dial, write one
+// request, read one response, close.
+//
+// It is linked into the credential helper, a process started for every
+// registry operation, so like package ipc it imports only light standard
+// library packages (deps_test.go enforces it). There is no connection
+// reuse: a helper process makes one call and exits, and a fresh connection
+// per call keeps the daemon side free of per-connection state.
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/connectord/connectord/ipc"
+)
+
+// Default timeouts. Connecting to a local socket is immediate when the
+// daemon is there, so DialTimeout only guards against a wedged daemon whose
+// accept backlog is full. IOTimeout is generous because a get may make the
+// daemon talk to a registry or a cloud API before it can answer.
+const (
+	DefaultDialTimeout = 1 * time.Second
+	DefaultIOTimeout   = 30 * time.Second
+)
+
+// maxSocketPath is the size of sockaddr_un.sun_path on Linux, including the
+// terminating NUL.
+const maxSocketPath = 108
+
+// Client talks to the daemon at one socket path. It holds no connection and
+// is safe for concurrent use.
+type Client struct {
+	path        string
+	dialTimeout time.Duration
+	ioTimeout   time.Duration
+}
+
+// New returns a client for the socket at path, usually ipc.SocketPath(nil).
+func New(path string) *Client {
+	return &Client{path: path, dialTimeout: DefaultDialTimeout, ioTimeout: DefaultIOTimeout}
+}
+
+// Path returns the socket path the client dials.
+func (c *Client) Path() string { return c.path }
+
+// Do sends req and returns the daemon's response. req.V is set to
+// ipc.Version if zero (on a copy; req is not modified).
+//
+// A response that carries an error is returned as that *ipc.Error, so
+// errors.Is(err, ipc.ErrNotFound) works. A daemon that is not there is a
+// *DialError (see IsNotRunning). ctx's deadline and cancellation apply to
+// the dial and to the exchange; without a deadline the exchange is bounded
+// by DefaultIOTimeout.
+func (c *Client) Do(ctx context.Context, req *ipc.Request) (*ipc.Response, error) {
+	if req == nil {
+		return nil, errors.New("connectord: nil request")
+	}
+	r := *req
+	if r.V == 0 {
+		r.V = ipc.Version
+	}
+	// Encode before dialling: a request we cannot send (too large, invalid
+	// Args) should fail without touching the daemon.
+	var msg bytes.Buffer
+	if err := ipc.EncodeRequest(&msg, &r); err != nil {
+		return nil, fmt.Errorf("connectord: %s request: %w", r.Op, err)
+	}
+	if len(c.path) >= maxSocketPath {
+		// net.Dial would say "invalid argument", which reads like a daemon
+		// problem; this is a configuration one.
+		return nil, fmt.Errorf("connectord: socket path %s is %d bytes, longer than the %d a Unix socket allows; set CONNECTORD_SOCKET to a shorter path", c.path, len(c.path), maxSocketPath-1)
+	}
+
+	conn, err := c.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+
+	deadline := time.Now().Add(c.ioTimeout)
+	ctxDeadline, hasCtxDeadline := ctx.Deadline()
+	if hasCtxDeadline && ctxDeadline.Before(deadline) {
+		deadline = ctxDeadline
+	}
+	if err := conn.SetDeadline(deadline); err != nil {
+		return nil, fmt.Errorf("connectord: %w", err)
+	}
+	// Cancellation interrupts blocked I/O by moving the deadline into the
+	// past; no goroutine is started unless ctx is actually cancelled.
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	_, werr := conn.Write(msg.Bytes())
+	// Read even if the write failed: the daemon answers some connections
+	// (busy, forbidden) without reading the request and closes, and its
+	// answer is still waiting in our receive buffer.
+	resp, rerr := ipc.DecodeResponse(bufio.NewReader(conn))
+	switch {
+	case rerr == nil:
+		if resp.Error != nil {
+			return nil, resp.Error
+		}
+		return resp, nil
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("connectord: %s request: %w", r.Op, ctx.Err())
+	case hasCtxDeadline && !time.Now().Before(ctxDeadline):
+		// The conn deadline we set from ctx fired a moment before ctx's
+		// own timer did: report it as the context's deadline all the same.
+		return nil, fmt.Errorf("connectord: %s request: %w", r.Op, context.DeadlineExceeded)
+	case werr != nil:
+		return nil, fmt.Errorf("connectord: sending %s request on %s: %w", r.Op, c.path, werr)
+	case errors.Is(rerr, io.EOF):
+		return nil, fmt.Errorf("connectord: the daemon on %s closed the connection without answering the %s request", c.path, r.Op)
+	case errors.Is(rerr, os.ErrDeadlineExceeded):
+		return nil, fmt.Errorf("connectord: no answer to the %s request on %s within %s: %w", r.Op, c.path, c.ioTimeout, rerr)
+	default:
+		// An *ipc.Error here is about the daemon's response (garbage,
+		// another protocol version), wrapped so errors.Is still sees it.
+		return nil, fmt.Errorf("connectord: reading the answer to the %s request on %s: %w", r.Op, c.path, rerr)
+	}
+}
+
+func (c *Client) dial(ctx context.Context) (net.Conn, error) {
+	d := net.Dialer{Timeout: c.dialTimeout}
+	conn, err := d.DialContext(ctx, "unix", c.path)
+	if err == nil {
+		return conn, nil
+	}
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("connectord: dial %s: %w", c.path, ctx.Err())
+	}
+	if nobodyListening(err) {
+		return nil, &DialError{Path: c.path, Err: err}
+	}
+	// Something is there but would not take the connection: permission
+	// denied (another user's socket), a full backlog (a wedged daemon), a
+	// dial timeout. Starting another daemon would not help, so this is not
+	// a DialError.
+	return nil, fmt.Errorf("connectord: cannot connect to %s: %w", c.path, err)
+}
+
+// nobodyListening reports whether a dial error means no daemon is there:
+// no socket file (ENOENT, also for a missing directory), a socket file left
+// behind by a daemon that died (ECONNREFUSED), or a path that is not a
+// socket at all (ENOTSOCK).
+func nobodyListening(err error) bool {
+	return errors.Is(err, syscall.ENOENT) ||
+		errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ENOTSOCK)
+}
+
+// DialError means the daemon did not answer because nothing listens on the
+// socket: it is not running, and starting it is the fix.
+type DialError struct {
+	Path string // the socket path dialled
+	Err  error  // the dial error
+}
+
+func (e *DialError) Error() string {
+	return fmt.Sprintf("connectord is not running: no answer on %s: %v (start it with `connectord start`, or `systemctl --user start connectord.socket`)", e.Path, e.Err)
+}
+
+func (e *DialError) Unwrap() error { return e.Err }
+
+// IsNotRunning reports whether err (or an error it wraps) is a *DialError:
+// the socket is missing, or is a file with no listener behind it. The
+// helper starts the daemon when it is true.
+func IsNotRunning(err error) bool {
+	var de *DialError
+	return errors.As(err, &de)
+}
