@@ -11,3 +11,5 @@ require (
 	golang.org/x/crypto v0.59.0
 	golang.org/x/sys v0.50.0
 )
+
+require github.com/google/go-containerregistry v0.22.1 // indirect

@@ -47,6 +47,13 @@ func commands() []command {
 		{"list", "list connectors and stored credentials (secrets redacted)", runList},
 		{"list-types", "list the connector types, with resource types, auth methods and expiry bounds", runListTypes},
 		{"describe-type", "show a connector type's auth methods and config fields (secret ones marked)", runDescribeType},
+		{"describe", "show one connector or stored credential (secrets redacted unless --show-secrets)", runDescribe},
+		{"verify", "authenticate a connector against its registry and list the repositories it reaches", runVerify},
+		{"login", "log in to a registry without a docker engine and store the credentials", runLogin},
+		{"logout", "erase a registry's stored credentials", runLogout},
+		{"configure-docker", "point ~/.docker/config.json at docker-credential-connector", runConfigureDocker},
+		{"import", "move plaintext auths from a docker config.json into connectord's store", runImport},
+		{"install-service", "install the systemd user units (connectord.service, connectord.socket)", runInstallService},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -85,7 +92,7 @@ func (e *env) usage(w io.Writer) {
 	fmt.Fprintln(w, "to docker, crane, oras, regctl, skopeo and podman through docker-credential-connector.")
 	fmt.Fprintln(w, "\nCommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-17s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'connectord <command> --help' for a command's flags.")
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/connectord/connectord/ipc"
 	"github.com/connectord/connectord/ipc/server"
 	"github.com/connectord/connectord/registry"
-	"github.com/connectord/connectord/store"
 )
 
 // paths are the daemon's file locations after flags, environment and
@@ -84,15 +83,9 @@ func runServe(e *env, args []string) int {
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 
-	st, err := store.Open(p.store)
-	var corrupt *store.CorruptError
-	switch {
-	case errors.As(err, &corrupt):
-		// Keep serving the config's connectors; the bad file was kept
-		// aside for the user to inspect.
-		log.Error("credential store was corrupt; moved it aside and started empty", "store", corrupt.Path, "backup", corrupt.Backup, "err", corrupt.Err)
-	case err != nil:
-		return e.fail("opening the credential store: %v", err)
+	st, err := openStore(p.store, f, log)
+	if err != nil {
+		return e.fail("%v", err)
 	}
 
 	ctx, stop := signal.NotifyContext(e.ctx, syscall.SIGINT, syscall.SIGTERM)

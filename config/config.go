@@ -39,6 +39,9 @@ type Daemon struct {
 	Store string
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
+	// StoreBackend is where stored credentials live: "file" (default),
+	// "pass" or "secretservice".
+	StoreBackend string
 }
 
 // File is a decoded config file.
@@ -199,13 +202,18 @@ func (f *File) decodeDaemon(v any) []Problem {
 			f.Daemon.Socket = expandHome(s)
 		case "store":
 			f.Daemon.Store = expandHome(s)
+		case "store_backend":
+			if !slices.Contains([]string{"file", "pass", "secretservice"}, s) {
+				probs = append(probs, Problem{Line: line, Field: "daemon.store_backend", Message: fmt.Sprintf("%q is not one of file, pass, secretservice", s)})
+			}
+			f.Daemon.StoreBackend = s
 		case "log_level":
 			if !slices.Contains([]string{"debug", "info", "warn", "error"}, s) {
 				probs = append(probs, Problem{Line: line, Field: "daemon.log_level", Message: fmt.Sprintf("%q is not one of debug, info, warn, error", s)})
 			}
 			f.Daemon.LogLevel = s
 		default:
-			probs = append(probs, Problem{Line: line, Field: "daemon." + k, Message: "unknown key (known: socket, store, log_level)"})
+			probs = append(probs, Problem{Line: line, Field: "daemon." + k, Message: "unknown key (known: socket, store, store_backend, log_level)"})
 		}
 	}
 	return probs

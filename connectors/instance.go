@@ -42,9 +42,12 @@ type Instance struct {
 	AuthMethod   string
 	ResourceType string
 	// ResourceID is canonical; RID is its parsed form (zero when the
-	// connector is not bound to one resource).
+	// connector is not bound to one resource, or bound to a glob).
 	ResourceID string
 	RID        resourceid.ID
+	// Pattern is set when ResourceID is a glob ("*.azurecr.io"), for
+	// resource types with SupportsGlobs; RID is then zero.
+	Pattern resourceid.Pattern
 	// ExpiresAt is when the configured credentials themselves expire (a
 	// token pasted into the config); nil when they do not.
 	ExpiresAt *time.Time
@@ -123,8 +126,47 @@ func (i *Instance) HasExpired(now time.Time) bool {
 	return !now.Before(i.ExpiresAt.Add(-i.SkewTolerance(0)))
 }
 
-// Covers reports whether the instance serves rid.
-func (i *Instance) Covers(rid resourceid.ID) bool { return i.RID.Covers(rid) }
+// Covers reports whether the instance serves rid: its resource id covers
+// rid (same registry, path prefix), or its glob matches rid.
+func (i *Instance) Covers(rid resourceid.ID) bool {
+	if i.Pattern.IsGlob() {
+		return i.Pattern.Match(rid)
+	}
+	return i.RID.Covers(rid)
+}
+
+// IsGlob reports whether the instance serves a glob of registries.
+func (i *Instance) IsGlob() bool { return i.Pattern.IsGlob() }
+
+// Expiring reports whether the instance issues expiring credentials: its
+// auth method declares expiration bounds. The daemon caches and refreshes
+// those in the background; the others it asks on every get.
+func (i *Instance) Expiring() bool {
+	if i.spec == nil {
+		return false
+	}
+	am, ok := i.spec.AuthMethod(i.AuthMethod)
+	return ok && am.Expiration != nil
+}
+
+// Lifetime is the lifetime of a credential whose source states no expiry:
+// expiration_seconds (validated against the auth method's bounds, or its
+// default). Zero for instances that do not expire.
+func (i *Instance) Lifetime() time.Duration {
+	if i.ExpirationSeconds == nil {
+		return 0
+	}
+	return time.Duration(*i.ExpirationSeconds) * time.Second
+}
+
+// FetchScope is the scope concurrent fetches are shared at: what the
+// implementation declares (Scoper), else ScopeImage.
+func (i *Instance) FetchScope() CacheScope {
+	if s, ok := i.impl.(Scoper); ok {
+		return s.CacheScope()
+	}
+	return ScopeImage
+}
 
 // Credentials returns credentials for rid, refusing expired ones.
 func (i *Instance) Credentials(ctx context.Context, rid resourceid.ID) (Credentials, error) {
@@ -177,6 +219,18 @@ type Info struct {
 	ExpiresSkewTolerance *int64         `json:"expires_skew_tolerance,omitempty"`
 	Config               map[string]any `json:"config,omitempty"`
 	Origin               string         `json:"origin"`
+
+	// The refresh state of an expiring connector (null or absent for the
+	// others). ExpiresAt above is then the current credential's expiry.
+	// LastRefresh is the last successful fetch; NextRefresh the next
+	// scheduled one (a renewal or a retry); LastError and LastErrorAt the
+	// last failed fetch, kept after a later success; Attempts the failed
+	// fetches since the last success.
+	LastRefresh *time.Time `json:"last_refresh"`
+	NextRefresh *time.Time `json:"next_refresh"`
+	LastError   string     `json:"last_error,omitempty"`
+	LastErrorAt *time.Time `json:"last_error_at,omitempty"`
+	Attempts    int        `json:"attempts,omitempty"`
 }
 
 // Info returns the instance's printable view with secrets redacted.

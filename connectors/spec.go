@@ -88,6 +88,12 @@ type ResourceTypeSpec struct {
 	// SupportsInstances: resources of this type have IDs (a registry host),
 	// so a connector may be bound to one of them.
 	SupportsInstances bool `json:"supports_instances"`
+	// SupportsGlobs: a connector's resource id may be a pattern with the
+	// kubelet's matchImages semantics ("*.dkr.ecr.*.amazonaws.com", see
+	// resourceid.Pattern), for types whose credentials come from a source
+	// that knows which registry it is asked about. Requires
+	// SupportsInstances.
+	SupportsGlobs bool `json:"supports_globs"`
 }
 
 // TypeSpec is a connector type's declaration.
@@ -151,6 +157,9 @@ func (s *TypeSpec) Validate() error {
 		}
 	}
 	for _, rt := range s.ResourceTypes {
+		if rt.SupportsGlobs && !rt.SupportsInstances {
+			return fmt.Errorf("connector type %q resource type %q: globs need resource ids (supports_instances)", s.Type, rt.ID)
+		}
 		for _, am := range rt.AuthMethods {
 			if !seen[am] {
 				return fmt.Errorf("connector type %q resource type %q: unknown auth method %q", s.Type, rt.ID, am)
@@ -160,14 +169,67 @@ func (s *TypeSpec) Validate() error {
 	return nil
 }
 
+// CacheScope says which requests may share a credential an expiring
+// connector issued: the kubelet credential provider's cacheKeyType, plus a
+// value for credentials that must not be reused at all.
+type CacheScope uint8
+
+// Cache scopes. The zero value is ScopeRegistry, the way docker keys
+// credentials (one per registry host).
+const (
+	// ScopeRegistry: every repository of the registry (host[:port]).
+	ScopeRegistry CacheScope = iota
+	// ScopeImage: the one repository asked about (kubelet "Image").
+	ScopeImage
+	// ScopeGlobal: everything the connector serves (kubelet "Global").
+	ScopeGlobal
+	// ScopeNone: hand the credential to the gets that asked and forget it
+	// (a kubelet plugin's cacheDuration of 0).
+	ScopeNone
+)
+
+func (s CacheScope) String() string {
+	switch s {
+	case ScopeRegistry:
+		return "registry"
+	case ScopeImage:
+		return "image"
+	case ScopeGlobal:
+		return "global"
+	case ScopeNone:
+		return "none"
+	default:
+		return fmt.Sprintf("CacheScope(%d)", uint8(s))
+	}
+}
+
+// CacheKey returns the part of a cache key that scope s takes from rid:
+// the repository for ScopeImage, the registry for ScopeRegistry, nothing
+// for ScopeGlobal. The prefix keeps the scopes apart.
+func CacheKey(s CacheScope, rid resourceid.ID) string {
+	switch s {
+	case ScopeImage:
+		return "image " + rid.String()
+	case ScopeGlobal:
+		return "global"
+	default:
+		return "registry " + rid.Host
+	}
+}
+
 // Credentials is what a connector hands a docker client.
 type Credentials struct {
 	Username string
 	// Secret is a password, a registry token, or an identity token when
 	// Username is "<token>".
 	Secret secret.Value
-	// ExpiresAt is zero for credentials that do not expire.
+	// ExpiresAt is zero for credentials that do not expire. An expiring
+	// connector may leave it zero when its source states no expiry; the
+	// daemon then applies the connector's expiration_seconds.
 	ExpiresAt time.Time
+	// Scope says which requests may share this credential; it matters
+	// only for expiring connectors, whose credentials the daemon caches.
+	Scope CacheScope
 }
 
 // Format masks the username too: ZenML's docker connector treats it as
@@ -191,6 +253,16 @@ type Connector interface {
 	Configure(inst *Instance) error
 	// Credentials returns credentials for a resource this connector covers.
 	Credentials(ctx context.Context, rid resourceid.ID) (Credentials, error)
+}
+
+// Scoper is implemented by expiring connectors that know, before they
+// fetch, the scope their credentials will have. Concurrent gets that would
+// share the credential then share one fetch too: a docker credential
+// helper answers per registry, so gets for two repositories of one
+// registry start one process, not two. Without it the daemon assumes
+// ScopeImage, the narrowest.
+type Scoper interface {
+	CacheScope() CacheScope
 }
 
 // Verifier is implemented by connectors that can check their credentials

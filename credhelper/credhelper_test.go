@@ -43,11 +43,16 @@ func TestMain(m *testing.M) {
 // dir and returns that socket.
 func startDaemon(t *testing.T, cfg string) string {
 	t.Helper()
-	dir := testenv.ShortTempDir(t)
-	st, err := store.Open(filepath.Join(dir, "state", "credentials.json"))
+	st, err := store.Open(filepath.Join(testenv.ShortTempDir(t), "state", "credentials.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startDaemonWith(t, cfg, st)
+}
+
+func startDaemonWith(t *testing.T, cfg string, st daemon.Store) string {
+	t.Helper()
+	dir := testenv.ShortTempDir(t)
 	d := daemon.New(daemon.Options{Store: st})
 	if cfg != "" {
 		f, err := config.Parse("test.toml", []byte(cfg))

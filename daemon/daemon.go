@@ -117,6 +117,10 @@ func (d *Daemon) Handle(ctx context.Context, req *ipc.Request) *ipc.Response {
 		return d.connectorsInfo(ctx)
 	case ipc.OpStatus:
 		return d.status(ctx)
+	case ipc.OpDescribe:
+		return d.describe(ctx, req)
+	case ipc.OpVerify:
+		return d.verify(ctx, req)
 	case ipc.OpShutdown:
 		if d.opts.Shutdown == nil {
 			return fail(ipc.Errorf(ipc.CodeInvalid, "this daemon cannot be stopped over the socket"))
@@ -228,7 +232,7 @@ func (d *Daemon) list(ctx context.Context) *ipc.Response {
 func (d *Daemon) connectorsInfo(ctx context.Context) *ipc.Response {
 	infos := []connectors.Info{}
 	for _, inst := range d.set.Load().list {
-		infos = append(infos, inst.Info())
+		infos = append(infos, d.info(inst))
 	}
 	entries, err := d.opts.Store.List(ctx)
 	if err != nil {

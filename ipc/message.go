@@ -26,6 +26,12 @@ const (
 	OpConnectors Op = "connectors"
 	OpStatus     Op = "status"
 	OpShutdown   Op = "shutdown"
+	// OpDescribe answers one connector by Name; Args {"show_secrets":true}
+	// reveals its secrets (the CLI asks only when the user names it).
+	OpDescribe Op = "describe"
+	// OpVerify authenticates a connector (Name) against its registry for
+	// real; Args {"resource_id":"..."} narrows it.
+	OpVerify Op = "verify"
 )
 
 // Request is what a client sends. Which fields are meaningful depends on Op.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/connectord/connectord/connectors"
@@ -161,7 +162,7 @@ func (r *Registry) Instantiate(e connectors.Entry, res connectors.Resolver) (*co
 		case e.ResourceID != "" && !rt.SupportsInstances:
 			bad("resource_id", "resource type %q has no resource ids", rt.ID)
 		case e.ResourceID != "":
-			if err := canonicalise(&inst, e.ResourceID); err != nil {
+			if err := canonicalise(&inst, rt, e.ResourceID); err != nil {
 				bad("resource_id", "%v", err)
 			}
 		}
@@ -189,9 +190,21 @@ func (r *Registry) Instantiate(e connectors.Entry, res connectors.Resolver) (*co
 	return out, nil
 }
 
-func canonicalise(inst *connectors.Instance, raw string) error {
+func canonicalise(inst *connectors.Instance, rt *connectors.ResourceTypeSpec, raw string) error {
 	if inst.ResourceType != connectors.ResourceTypeDockerRegistry {
 		inst.ResourceID = raw
+		return nil
+	}
+	if strings.Contains(raw, "*") {
+		if !rt.SupportsGlobs {
+			return fmt.Errorf("resource type %q of this connector type takes one registry, not a glob (%q)", rt.ID, raw)
+		}
+		p, err := resourceid.ParsePattern(raw)
+		if err != nil {
+			return err
+		}
+		inst.Pattern = p
+		inst.ResourceID = p.String()
 		return nil
 	}
 	rid, err := resourceid.Parse(raw)
@@ -218,6 +231,9 @@ func checkExpiry(am *connectors.AuthMethodSpec, inst *connectors.Instance, bad f
 	}
 	if s := inst.ExpiresSkewTolerance; s != nil && *s < 0 {
 		bad("expires_skew_tolerance", "must not be negative")
+	} else if s != nil && b != nil && inst.ExpirationSeconds != nil && *s >= *inst.ExpirationSeconds {
+		// Every credential would count as expired the moment it arrived.
+		bad("expires_skew_tolerance", "%d must be less than expiration_seconds (%d), or every credential is expired on arrival", *s, *inst.ExpirationSeconds)
 	}
 }
 

@@ -218,3 +218,69 @@ func TestInstantiate(t *testing.T) {
 		t.Errorf("unknown type: errors.Is(ErrUnknownType) false for %v", err)
 	}
 }
+
+func TestInstantiateGlobs(t *testing.T) {
+	t.Parallel()
+	r := registry.New()
+	globs := spec("globby", "token")
+	globs.ResourceTypes[0].SupportsGlobs = true
+	globs.AuthMethods[0].Expiration = &connectors.ExpirationBounds{Min: 10, Default: 3600, Max: 43200}
+	r.MustRegister(registry.Type{Spec: globs, New: newFake})
+	r.MustRegister(registry.Type{Spec: spec("plain", "token"), New: newFake})
+	n := func(v int64) *int64 { return &v }
+	cfg := map[string]any{"token": "t"}
+	tests := []struct {
+		name  string
+		entry connectors.Entry
+		want  string // error substring; "" = success
+		id    string // canonical resource id on success
+		glob  bool
+	}{
+		{"glob", connectors.Entry{Name: "a", Type: "globby", ResourceID: "*.DKR.ecr.*.amazonaws.com", Config: cfg}, "", "*.dkr.ecr.*.amazonaws.com", true},
+		{"glob with path", connectors.Entry{Name: "a", Type: "globby", ResourceID: "*.example.com:5000/Team", Config: cfg}, "", "*.example.com:5000/team", true},
+		{"exact host on a glob type", connectors.Entry{Name: "a", Type: "globby", ResourceID: "HOST:5000", Config: cfg}, "", "host:5000", false},
+		{"glob refused by a plain type", connectors.Entry{Name: "a", Type: "plain", ResourceID: "*.example.com", Config: cfg}, "takes one registry, not a glob", "", false},
+		{"bad glob", connectors.Entry{Name: "a", Type: "globby", ResourceID: "example.com/*", Config: cfg}, "host only", "", false},
+		{"skew as long as the lifetime", connectors.Entry{Name: "a", Type: "globby", ResourceID: "h", ExpirationSeconds: n(60), ExpiresSkewTolerance: n(60), Config: cfg},
+			"expires_skew_tolerance: 60 must be less than expiration_seconds (60)", "", false},
+		{"skew below the lifetime", connectors.Entry{Name: "a", Type: "globby", ResourceID: "h", ExpirationSeconds: n(60), ExpiresSkewTolerance: n(10), Config: cfg}, "", "h", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			inst, err := r.Instantiate(tc.entry, connectors.OSResolver{})
+			if tc.want != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("Instantiate = %v, want an error containing %q", err, tc.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if inst.ResourceID != tc.id || inst.IsGlob() != tc.glob || inst.Pattern.IsGlob() != tc.glob || (tc.glob && inst.RID != (resourceid.ID{})) {
+				t.Fatalf("instance: id %q glob %v RID %+v; want %q glob %v", inst.ResourceID, inst.IsGlob(), inst.RID, tc.id, tc.glob)
+			}
+		})
+	}
+	inst, err := r.Instantiate(connectors.Entry{Name: "a", Type: "globby", ResourceID: "*.dkr.ecr.*.amazonaws.com", Config: cfg}, connectors.OSResolver{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !inst.Covers(resourceid.MustParse("1234.dkr.ecr.eu-west-1.amazonaws.com/app")) || inst.Covers(resourceid.MustParse("ecr.example.com")) {
+		t.Error("Covers does not follow the glob")
+	}
+	if !inst.Expiring() || inst.Lifetime().Seconds() != 3600 {
+		t.Errorf("Expiring() = %v, Lifetime() = %s", inst.Expiring(), inst.Lifetime())
+	}
+}
+
+func TestGlobsNeedInstances(t *testing.T) {
+	t.Parallel()
+	s := spec("x", "a")
+	s.ResourceTypes[0].SupportsInstances = false
+	s.ResourceTypes[0].SupportsGlobs = true
+	if err := registry.New().Register(registry.Type{Spec: s, New: newFake}); err == nil || !strings.Contains(err.Error(), "globs need resource ids") {
+		t.Fatalf("Register = %v", err)
+	}
+}

@@ -101,7 +101,9 @@ func FuzzParsePattern(f *testing.F) {
 		if err != nil {
 			t.Fatalf("ParsePattern(%q) = %q, whose instance does not parse: %v", s, str, err)
 		}
-		if !p.Match(concrete) || !p.MatchRegistry(concrete) {
+		// Docker Hub's aliases fold to one host ("inde*.docker.io" filled
+		// is "index.docker.io", which is docker.io): no glob names them.
+		if !concrete.IsDockerHub() && (!p.Match(concrete) || !p.MatchRegistry(concrete)) {
 			t.Fatalf("%q does not match its own instance %+v", str, concrete)
 		}
 		if p.IsGlob() {
