@@ -41,7 +41,7 @@ func TestMain(m *testing.M) {
 
 // startDaemon serves a real daemon in-process on a socket in a short temp
 // dir and returns that socket.
-func startDaemon(t *testing.T, cfg string) string {
+func startDaemon(t testing.TB, cfg string) string {
 	t.Helper()
 	st, err := store.Open(filepath.Join(testenv.ShortTempDir(t), "state", "credentials.json"))
 	if err != nil {
@@ -50,7 +50,7 @@ func startDaemon(t *testing.T, cfg string) string {
 	return startDaemonWith(t, cfg, st)
 }
 
-func startDaemonWith(t *testing.T, cfg string, st daemon.Store) string {
+func startDaemonWith(t testing.TB, cfg string, st daemon.Store) string {
 	t.Helper()
 	dir := testenv.ShortTempDir(t)
 	d := daemon.New(daemon.Options{Store: st})
