@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // ErrUnsafeDir is wrapped by EnsureDir when the directory cannot be made
@@ -126,7 +127,9 @@ func syncDir(dir string) error {
 // the directory it points at, which is the one the files land in.
 func EnsureDir(dir string) error {
 	fi, err := os.Stat(dir)
+	created := false
 	if errors.Is(err, os.ErrNotExist) {
+		created = true
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return fmt.Errorf("atomicfile: create dir %s: %w", dir, err)
 		}
@@ -144,10 +147,20 @@ func EnsureDir(dir string) error {
 	if uid, ok := owner(fi); ok && uid != os.Geteuid() {
 		return fmt.Errorf("atomicfile: dir %s is owned by uid %d, not by us (uid %d): %w", dir, uid, os.Geteuid(), ErrUnsafeDir)
 	}
-	if fi.Mode().Perm()&0o077 != 0 {
+	// Tighten only connectord's own directories: a user who points the
+	// store at ~/creds.json must not find $HOME (or, as root, /tmp)
+	// chmodded to 0700. Elsewhere the 0600 file mode protects the file.
+	if fi.Mode().Perm()&0o077 != 0 && (created || OwnDir(dir)) {
 		if err := os.Chmod(dir, 0o700); err != nil {
 			return fmt.Errorf("atomicfile: tighten dir %s to 0700: %w", dir, err)
 		}
 	}
 	return nil
+}
+
+// OwnDir reports whether dir is one of connectord's own directories
+// (named connectord or connectord-*), which may be tightened to 0700.
+func OwnDir(dir string) bool {
+	base := filepath.Base(filepath.Clean(dir))
+	return base == "connectord" || strings.HasPrefix(base, "connectord-")
 }

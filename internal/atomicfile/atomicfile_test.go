@@ -325,3 +325,24 @@ func mkdir(t *testing.T, dir string, mode os.FileMode) {
 		t.Fatal(err)
 	}
 }
+
+// A directory that is not connectord's own (a user pointed the store at
+// ~/creds.json) keeps its mode: tightening $HOME would surprise the user.
+func TestEnsureDirLeavesOtherDirsAlone(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "home")
+	mkdir(t, dir, 0o755)
+	if err := EnsureDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o755 {
+		t.Fatalf("mode = %v, want 0755 left alone", fi.Mode().Perm())
+	}
+	if !OwnDir("/x/connectord") || !OwnDir("/tmp/connectord-0") || OwnDir("/home/me") {
+		t.Fatal("OwnDir misclassifies")
+	}
+}

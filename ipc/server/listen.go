@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -88,6 +89,8 @@ func Listen(path string) (net.Listener, error) {
 
 // ensureDir makes dir a 0700 directory owned by us, or says why it cannot.
 func ensureDir(dir string) error {
+	_, statErr := os.Lstat(dir)
+	created := errors.Is(statErr, fs.ErrNotExist)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("ipc/server: creating socket directory: %w", err)
 	}
@@ -106,8 +109,12 @@ func ensureDir(dir string) error {
 		// Another user could read, replace or redirect our socket.
 		return fmt.Errorf("ipc/server: socket directory %s is owned by uid %d, not by us (uid %d); refusing to use it", dir, st.Uid, me)
 	}
+	// Tighten only a directory that is connectord's own (created here, or
+	// named connectord*): CONNECTORD_SOCKET=/tmp/x.sock must not chmod
+	// /tmp. The socket itself is 0600, which is what stops other users.
 	const want = 0o700
-	if fi.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) != want {
+	own := created || filepath.Base(dir) == "connectord" || strings.HasPrefix(filepath.Base(dir), "connectord-")
+	if own && fi.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) != want {
 		if err := os.Chmod(dir, want); err != nil {
 			return fmt.Errorf("ipc/server: tightening socket directory to 0700: %w", err)
 		}
