@@ -216,3 +216,56 @@ func TestReloadUnderLoad(t *testing.T) {
 		t.Errorf("a secret reached the log:\n%s", logs)
 	}
 }
+
+// A secret given as { file = ... } is re-read when that file changes,
+// also when the file lives outside the config's directory and is
+// replaced by rename (as secret managers and kubelet do).
+func TestReloadRereadsSecretFiles(t *testing.T) {
+	t.Parallel()
+	cfgDir, secretDir := t.TempDir(), t.TempDir()
+	secretPath := filepath.Join(secretDir, "password")
+	if err := os.WriteFile(secretPath, []byte("first-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(cfgDir, "config.toml")
+	cfg := fmt.Sprintf("[[connector]]\nname = \"f\"\ntype = \"docker\"\nresource_id = \"f.example\"\n[connector.config]\nusername = \"u\"\npassword = { file = %q }\n", secretPath)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sock, logs := serveInProcess(t, cfgPath)
+	c := client.New(sock)
+	waitFor(t, c, "f.example", "first-secret")
+
+	tmp := secretPath + ".new"
+	if err := os.WriteFile(tmp, []byte("second-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, secretPath); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, c, "f.example", "second-secret")
+
+	// Written in place, too.
+	if err := os.WriteFile(secretPath, []byte("third-secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, c, "f.example", "third-secret")
+
+	// A vanished secret file is a config error: the last good secret
+	// keeps being served and status says why.
+	if err := os.Remove(secretPath); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if r, err := get(t.Context(), c, "f.example"); err != nil || r.Secret != "third-secret" {
+		t.Fatalf("after the secret file vanished: %v %v", r, err)
+	}
+	if !strings.Contains(logs.String(), "reading "+secretPath+": no such file or directory") {
+		t.Errorf("the daemon did not log why the reload failed:\n%s", logs)
+	}
+	for _, s := range []string{"first-secret", "second-secret", "third-secret"} {
+		if strings.Contains(logs.String(), s) {
+			t.Errorf("secret %q reached the log", s)
+		}
+	}
+}
