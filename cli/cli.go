@@ -20,6 +20,9 @@ const (
 	exitOK    = 0
 	exitFail  = 1
 	exitUsage = 2
+	// exitAlreadyRunning: `serve` found another daemon on its socket.
+	// `start` treats it as "someone is starting; keep waiting".
+	exitAlreadyRunning = 3
 )
 
 // env is the process environment, passed explicitly so tests can run

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -105,8 +106,14 @@ func runStart(e *env, args []string) int {
 		}
 		select {
 		case err := <-exited:
+			var ee *exec.ExitError
+			if errors.As(err, &ee) && ee.ExitCode() == exitAlreadyRunning {
+				// Lost a race with another starter, which holds the
+				// socket's lock but may not answer yet: keep waiting.
+				exited = nil
+				continue
+			}
 			if e.ping(socket) == nil {
-				// Lost a race with another starter: someone is serving.
 				return exitOK
 			}
 			return e.fail("the daemon exited (%v); its log %s ends with:\n%s", err, logPath, tail(logPath, 20))

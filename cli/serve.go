@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -106,9 +107,17 @@ func runServe(e *env, args []string) int {
 	if err != nil {
 		return e.fail("watching the config: %v", err)
 	}
-	go e.reloadLoop(ctx, d, watcher, loaded.Files, log)
+	// Armed before the socket answers, so a write right after start is seen.
+	watcher.SetFiles(loaded.Files)
+	go e.reloadLoop(ctx, d, watcher, log)
 
 	ln, err := server.Listen(p.socket)
+	if errors.Is(err, server.ErrAlreadyListening) {
+		// Losing an autostart race is normal: say so in one line and
+		// let `connectord start` know a daemon is there.
+		fmt.Fprintf(e.stderr, "connectord: %v\n", err)
+		return exitAlreadyRunning
+	}
 	if err != nil {
 		return e.fail("%v", err)
 	}
@@ -124,7 +133,7 @@ func runServe(e *env, args []string) int {
 // reloadLoop reloads on a change to the config (or a secret file it
 // names) and on SIGHUP. A failed reload keeps the running config; the
 // daemon logs every problem and status shows it.
-func (e *env) reloadLoop(ctx context.Context, d *daemon.Daemon, w *config.Watcher, files []string, log *slog.Logger) {
+func (e *env) reloadLoop(ctx context.Context, d *daemon.Daemon, w *config.Watcher, log *slog.Logger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -135,7 +144,6 @@ func (e *env) reloadLoop(ctx context.Context, d *daemon.Daemon, w *config.Watche
 			log.Debug("config unchanged", "trigger", why)
 		}
 	}
-	w.SetFiles(files)
 	go w.Run(ctx, func() { reload("file change") })
 	for {
 		select {

@@ -14,6 +14,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -94,6 +95,13 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
+// quotedText matches what the TOML parser quotes from the file in its
+// messages (`expected value but found "mysecret" instead`): on a
+// password line that is the password, so it never reaches a message.
+var quotedText = regexp.MustCompile(`"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'`)
+
+func redactQuoted(msg string) string { return quotedText.ReplaceAllString(msg, `"[REDACTED]"`) }
+
 // newError sorts problems by line so the message reads top to bottom.
 func newError(path string, probs []Problem) *Error {
 	slices.SortStableFunc(probs, func(a, b Problem) int { return a.Line - b.Line })
@@ -152,9 +160,9 @@ func Parse(path string, data []byte) (*File, error) {
 	if _, err := toml.Decode(string(data), &raw); err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return nil, &Error{Path: path, Problems: []Problem{{Line: pe.Position.Line, Message: pe.Message}}}
+			return nil, &Error{Path: path, Problems: []Problem{{Line: pe.Position.Line, Message: redactQuoted(pe.Message)}}}
 		}
-		return nil, &Error{Path: path, Problems: []Problem{{Message: err.Error()}}}
+		return nil, &Error{Path: path, Problems: []Problem{{Message: redactQuoted(err.Error())}}}
 	}
 	var probs []Problem
 	for _, k := range slices.Sorted(maps.Keys(raw)) {

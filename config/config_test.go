@@ -262,3 +262,22 @@ type nilResolver struct{}
 
 func (nilResolver) LookupEnv(string) (string, bool) { return "", false }
 func (nilResolver) ReadFile(string) ([]byte, error) { return nil, fs.ErrNotExist }
+
+// The TOML parser quotes the text it choked on; on a password line that
+// is the password.
+func TestSyntaxErrorsNeverQuoteTheFile(t *testing.T) {
+	t.Parallel()
+	for _, text := range []string{
+		"[[connector]]\nname = \"a\"\n[connector.config]\npassword = mysecretword\n",
+		"[[connector]]\nname = \"a\"\n[connector.config]\npassword = \"abc-mysecretword\\u12\"\n",
+		"[[connector]]\nname = \"a\"\n[connector.config]\npassword = 'mysecretword\n",
+	} {
+		_, err := config.Parse("t.toml", []byte(text))
+		if err == nil || !strings.Contains(err.Error(), "line 4") {
+			t.Fatalf("want a line-4 syntax error, got %v", err)
+		}
+		if strings.Contains(err.Error(), "mysecretword") {
+			t.Errorf("syntax error quotes the password: %v", err)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,16 +18,18 @@ import (
 // It watches directories, not files, because editors save by writing a
 // new file and renaming it over the old one, and Kubernetes swaps a
 // ConfigMap by re-pointing a "..data" symlink: a watch on the file itself
-// would be left on a deleted inode in both cases. It deliberately does not
-// filter events by file name (the ConfigMap swap never names the config
-// file); the reload that follows compares what it reads with what runs, so
-// an unrelated event costs one cheap re-read.
+// would be left on a deleted inode in both cases. Events are kept when
+// they name a watched file or a Kubernetes "..*" entry (the ConfigMap
+// swap never names the config file itself); others are dropped, so a log
+// file that shares the directory cannot make the daemon reload itself in
+// a loop.
 type Watcher struct {
 	log      *slog.Logger
 	debounce time.Duration
 	fs       *fsnotify.Watcher
 
 	mu      sync.Mutex
+	files   map[string]bool // the watched files' cleaned paths
 	dirs    map[string]bool // watched
 	missing map[string]bool // wanted but absent: polled until they appear
 }
@@ -38,20 +41,22 @@ func NewWatcher(debounce time.Duration, log *slog.Logger) (*Watcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Watcher{log: log, debounce: debounce, fs: fsw, dirs: map[string]bool{}, missing: map[string]bool{}}, nil
+	return &Watcher{log: log, debounce: debounce, fs: fsw, files: map[string]bool{}, dirs: map[string]bool{}, missing: map[string]bool{}}, nil
 }
 
 // SetFiles makes the watcher cover the directories of files, dropping
 // directories no longer needed.
 func (w *Watcher) SetFiles(files []string) {
-	want := map[string]bool{}
+	want, names := map[string]bool{}, map[string]bool{}
 	for _, f := range files {
 		if f != "" {
 			want[filepath.Dir(filepath.Clean(f))] = true
+			names[filepath.Clean(f)] = true
 		}
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.files = names
 	for d := range w.dirs {
 		if !want[d] {
 			_ = w.fs.Remove(d)
@@ -90,6 +95,9 @@ func (w *Watcher) Run(ctx context.Context, changed func()) {
 			if ev.Has(fsnotify.Chmod) && !ev.Has(fsnotify.Write) {
 				continue // touch, chmod: contents did not change
 			}
+			if !w.relevant(ev.Name) {
+				continue
+			}
 			timer = time.After(w.debounce)
 		case err, ok := <-w.fs.Errors:
 			if !ok {
@@ -125,4 +133,14 @@ func (w *Watcher) adoptMissing() bool {
 		}
 	}
 	return appeared
+}
+
+// relevant reports whether an event on name can change what is loaded.
+func (w *Watcher) relevant(name string) bool {
+	if strings.HasPrefix(filepath.Base(name), "..") {
+		return true // a Kubernetes ConfigMap or Secret swap
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.files[filepath.Clean(name)]
 }
