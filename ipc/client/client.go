@@ -18,6 +18,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -62,6 +63,34 @@ func (c *Client) Path() string { return c.path }
 // the dial and to the exchange; without a deadline the exchange is bounded
 // by DefaultIOTimeout.
 func (c *Client) Do(ctx context.Context, req *ipc.Request) (*ipc.Response, error) {
+	// A busy daemon answers at once instead of queueing; it frees slots
+	// within milliseconds (a flooding process is capped per peer), so a
+	// short, bounded retry turns a burst into a small delay, not a failed
+	// pull.
+	backoff := 5 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		resp, err := c.do(ctx, req)
+		if attempt == busyRetries || !errors.Is(err, ipc.ErrUnavailable) || !isBusy(err) {
+			return resp, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("connectord: %s request: %w", req.Op, ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 100*time.Millisecond)
+	}
+}
+
+// busyRetries bounds the retries of a busy answer: about 1.5 s in all.
+const busyRetries = 18
+
+func isBusy(err error) bool {
+	var ie *ipc.Error
+	return errors.As(err, &ie) && strings.HasPrefix(ie.Message, "daemon busy")
+}
+
+func (c *Client) do(ctx context.Context, req *ipc.Request) (*ipc.Response, error) {
 	if req == nil {
 		return nil, errors.New("connectord: nil request")
 	}

@@ -39,6 +39,7 @@ type Handler interface {
 // Defaults for Options.
 const (
 	DefaultMaxConns        = 256
+	DefaultMaxConnsPerPeer = 32
 	DefaultReadTimeout     = 5 * time.Second
 	DefaultWriteTimeout    = 5 * time.Second
 	DefaultShutdownTimeout = 5 * time.Second
@@ -63,6 +64,11 @@ type Options struct {
 	// ShutdownTimeout bounds how long Serve waits for in-flight requests
 	// once its context is done (default 5s).
 	ShutdownTimeout time.Duration
+	// MaxConnsPerPeer bounds connections served at once for one process
+	// (by SO_PEERCRED pid; default 32), so that one process flooding the
+	// socket, or holding connections open, cannot take the slots every
+	// other client's get needs. Beyond it a connection is answered busy.
+	MaxConnsPerPeer int
 	// AllowUID decides which users may connect. The default allows only
 	// our own uid: the daemon serves one user's credentials to that user.
 	AllowUID func(uid uint32) bool
@@ -76,6 +82,9 @@ type Server struct {
 	readTimeout, writeTimeout, shutdownWait time.Duration
 	allowUID                                func(uint32) bool
 	slots                                   chan struct{} // one per connection being served
+	maxPerPeer                              int
+	peersMu                                 sync.Mutex
+	peers                                   map[int32]int // pid -> connections being served
 }
 
 // New returns a Server for h with opts, defaults filled in.
@@ -112,6 +121,11 @@ func New(h Handler, opts Options) *Server {
 		maxConns = DefaultMaxConns
 	}
 	s.slots = make(chan struct{}, maxConns)
+	s.maxPerPeer = opts.MaxConnsPerPeer
+	if s.maxPerPeer <= 0 {
+		s.maxPerPeer = DefaultMaxConnsPerPeer
+	}
+	s.peers = map[int32]int{}
 	return s
 }
 
@@ -171,7 +185,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		select {
 		case s.slots <- struct{}{}:
 		default:
-			s.busy(conn)
+			// Off the accept loop: the answer and the drain must not slow
+			// down accepting, and each lives at most ~120 ms.
+			go s.busy(conn)
 			continue
 		}
 		active.add(conn)
@@ -218,6 +234,7 @@ const busyWriteTimeout = 100 * time.Millisecond
 
 func (s *Server) busy(conn net.Conn) {
 	defer conn.Close()
+	defer drain(conn)
 	s.log.Warn("ipc: too many connections; answered busy", "max_conns", cap(s.slots))
 	_ = conn.SetWriteDeadline(time.Now().Add(busyWriteTimeout))
 	_ = ipc.EncodeResponse(conn, &ipc.Response{
@@ -242,6 +259,13 @@ func (s *Server) serveConn(base context.Context, conn net.Conn) {
 		s.reply(conn, ipc.Errorf(ipc.CodeForbidden, "connectord does not serve uid %d", peer.UID))
 		return
 	}
+
+	if !s.admitPeer(peer.PID) {
+		s.log.Warn("ipc: too many connections from one process; answered busy", "pid", peer.PID, "max_per_peer", s.maxPerPeer)
+		s.reply(conn, ipc.Errorf(ipc.CodeUnavailable, "daemon busy: process %d already has %d connections open; retry", peer.PID, s.maxPerPeer))
+		return
+	}
+	defer s.releasePeer(peer.PID)
 
 	_ = conn.SetReadDeadline(start.Add(s.readTimeout))
 	req, err := ipc.DecodeRequest(bufio.NewReader(conn))
@@ -283,6 +307,25 @@ func (s *Server) serveConn(base context.Context, conn net.Conn) {
 	s.logRequest(req, resp, time.Since(start))
 }
 
+// admitPeer counts a connection against its process's share.
+func (s *Server) admitPeer(pid int32) bool {
+	s.peersMu.Lock()
+	defer s.peersMu.Unlock()
+	if s.peers[pid] >= s.maxPerPeer {
+		return false
+	}
+	s.peers[pid]++
+	return true
+}
+
+func (s *Server) releasePeer(pid int32) {
+	s.peersMu.Lock()
+	defer s.peersMu.Unlock()
+	if s.peers[pid]--; s.peers[pid] <= 0 {
+		delete(s.peers, pid)
+	}
+}
+
 // call runs the handler, turning a panic or a nil response into an
 // internal error, and returns a copy with V set.
 func (s *Server) call(ctx context.Context, req *ipc.Request) (resp *ipc.Response) {
@@ -313,6 +356,18 @@ func (s *Server) reply(conn net.Conn, e *ipc.Error) {
 	if err := ipc.EncodeResponse(conn, errorResponse(e)); err != nil {
 		s.log.Debug("ipc: writing response failed", "err", err)
 	}
+	drain(conn)
+}
+
+// drain discards what the client already sent before the connection is
+// closed. An AF_UNIX socket closed with unread data makes the peer's next
+// read fail with ECONNRESET, before it has read the answer waiting for
+// it: a busy, forbidden or cut-off client would see "connection reset"
+// instead of the reason. Bounded in bytes and time: a client that keeps
+// sending gets no more of our attention.
+func drain(conn net.Conn) {
+	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	_, _ = io.Copy(io.Discard, io.LimitReader(conn, ipc.MaxMessageSize+1))
 }
 
 func errorResponse(e *ipc.Error) *ipc.Response { return &ipc.Response{V: ipc.Version, Error: e} }
