@@ -14,7 +14,7 @@ CONFIG_DIR := $(or $(XDG_CONFIG_HOME),$(HOME)/.config)/connectord
 export GOTOOLCHAIN := local
 export PATH := $(GOBIN):$(PATH)
 
-.PHONY: help build install up down deps test lint fuzz bench clean
+.PHONY: help build install install-service up down deps test lint fuzz bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ build: ## build bin/connectord and bin/docker-credential-connector
 install: build ## install both binaries into $(PREFIX)/bin (PREFIX defaults to ~/.local)
 	install -d $(BINDIR)
 	install -m 0755 bin/connectord bin/docker-credential-connector $(BINDIR)/
+
+install-service: install ## install, then the systemd user units (connectord.service, .socket) pointing at $(BINDIR)/connectord
+	$(BINDIR)/connectord install-service
 
 up: install ## build, install, write a default config if there is none, start the daemon
 	@install -d -m 0700 $(CONFIG_DIR)

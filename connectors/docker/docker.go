@@ -37,6 +37,9 @@ var Spec = connectors.TypeSpec{
 			{Name: fieldPassword, Description: "Password or access token.", Type: connectors.FieldString, Required: true, Secret: true},
 		},
 	}},
+	// `connectord import` is this type's auto-configure: it takes the
+	// plaintext auths of a docker config.json.
+	SupportsAutoConfiguration: true,
 	ResourceTypes: []connectors.ResourceTypeSpec{{
 		ID:                resourceDocker,
 		Name:              "Docker registry",
