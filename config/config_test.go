@@ -146,7 +146,7 @@ password = "p"
 	_, err = build(t, text2)
 	msg = err.Error()
 	for _, w := range []string{
-		`line 15: connector "lab": config.pasword: unknown field for auth method "password" (known: username, password)`,
+		`line 15: connector "lab": config.pasword: unknown field for auth method "password" (known: username, password, insecure)`,
 		`line 9: connector "lab": config.password: required field is missing`,
 		`line 18: connector "lab": name: duplicate name`,
 		`line 19: connector "lab": type: unknown connector type "dockr" (known types: [docker])`,

@@ -279,4 +279,9 @@ type Resources struct {
 	Repositories []string `json:"repositories,omitempty"`
 	// Note explains a partial answer, e.g. a registry that hides its catalog.
 	Note string `json:"note,omitempty"`
+	// Endpoint is where the service was reached ("https://host:port"),
+	// and Auth how it authenticated ("basic", "bearer", "none"), when the
+	// type knows.
+	Endpoint string `json:"endpoint,omitempty"`
+	Auth     string `json:"auth,omitempty"`
 }

@@ -22,7 +22,8 @@ const (
 	CodeInternal Code = "internal"
 	// CodeVersion: the peers speak different protocol versions.
 	CodeVersion Code = "version"
-	// CodeForbidden: the connecting user may not use this daemon.
+	// CodeForbidden: the connecting user may not use this daemon; for
+	// OpVerify, the registry refused the connector's credentials.
 	CodeForbidden Code = "forbidden"
 )
 

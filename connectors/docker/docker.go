@@ -7,6 +7,7 @@ package docker
 import (
 	"context"
 	"fmt"
+	"net/http"
 
 	"github.com/connectord/connectord/connectors"
 	"github.com/connectord/connectord/registry"
@@ -20,6 +21,7 @@ const (
 	AuthPassword   = "password"
 	fieldUsername  = "username"
 	fieldPassword  = "password"
+	fieldInsecure  = "insecure"
 	resourceDocker = connectors.ResourceTypeDockerRegistry
 )
 
@@ -35,6 +37,7 @@ var Spec = connectors.TypeSpec{
 		Fields: []connectors.FieldSpec{
 			{Name: fieldUsername, Description: "Registry username.", Type: connectors.FieldString, Required: true, Secret: true},
 			{Name: fieldPassword, Description: "Password or access token.", Type: connectors.FieldString, Required: true, Secret: true},
+			{Name: fieldInsecure, Description: "Let `connectord verify` reach this registry over plain HTTP when HTTPS fails. Loopback registries (127.0.0.0/8, ::1, localhost) are allowed plain HTTP without it, as docker allows them; TLS certificates are verified either way.", Type: connectors.FieldBool},
 		},
 	}},
 	// `connectord import` is this type's auto-configure: it takes the
@@ -56,6 +59,10 @@ func init() {
 // Connector serves fixed credentials.
 type Connector struct {
 	username, password secret.Value
+	// insecure allows plain HTTP to a registry not on loopback (Verify).
+	insecure bool
+	// client talks to the registry in Verify; nil means regauth's default.
+	client *http.Client
 }
 
 var _ connectors.Connector = (*Connector)(nil)
@@ -72,6 +79,7 @@ func (c *Connector) Username() string { return c.username.Reveal() }
 func (c *Connector) Configure(inst *connectors.Instance) error {
 	c.username = inst.Config.Secret(fieldUsername)
 	c.password = inst.Config.Secret(fieldPassword)
+	c.insecure = inst.Config.Bool(fieldInsecure)
 	return nil
 }
 

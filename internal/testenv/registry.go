@@ -50,6 +50,13 @@ type RegistryOptions struct {
 	// TLS serves HTTPS with a server certificate for 127.0.0.1, ::1 and
 	// localhost, signed by a CA made for this registry.
 	TLS bool
+	// TokenAuth puts the registry behind a token server (`auth: token`)
+	// instead of htpasswd: docker/distribution's contrib token-server,
+	// which checks Users from its own htpasswd file, grants each user
+	// only the repositories under its own name (alice/...) plus the
+	// catalog, and issues refresh tokens to clients that ask with
+	// offline_token=true. Needs Users. See StartTokenRegistry.
+	TokenAuth bool
 }
 
 // Registry is a running docker-registry on loopback.
@@ -59,8 +66,14 @@ type Registry struct {
 	CAFile  string // PEM of the CA when TLS, else ""
 	CertDir string // when TLS, a directory holding ca.crt (skopeo/podman --cert-dir), else ""
 	Dir     string // the registry's temp dir: config, storage, htpasswd, log
+	// TokenRealm and TokenService are the bearer challenge's realm
+	// ("http(s)://localhost:PORT/token/") and service, with TokenAuth;
+	// else "".
+	TokenRealm   string
+	TokenService string
 
-	htpasswd string // "" for an open registry
+	htpasswd string // "" for an open registry; the token server's with TokenAuth
+	token    *tokenServer
 	logPath  string
 	cmd      *exec.Cmd
 	done     chan struct{} // closed when cmd has been waited for
@@ -92,6 +105,16 @@ func StartRegistry(t testing.TB, opts RegistryOptions) *Registry {
 			t.Fatalf("testenv: %v", err)
 		}
 	}
+	authYAML := htpasswdAuth(r.htpasswd)
+	if opts.TokenAuth {
+		if r.htpasswd == "" {
+			t.Fatalf("testenv: TokenAuth needs Users")
+		}
+		// Started first: the registry's config names its realm.
+		r.token = startTokenServer(t, dir, r.htpasswd, tlsCert, tlsKey, roots)
+		r.TokenRealm, r.TokenService = r.token.realm, tokenService
+		authYAML = tokenAuth(r.token.realm, tokenService, tokenIssuer, r.token.certFile)
+	}
 	storage := filepath.Join(dir, "storage")
 	if err := os.Mkdir(storage, 0o700); err != nil {
 		t.Fatalf("testenv: %v", err)
@@ -114,7 +137,7 @@ func StartRegistry(t testing.TB, opts RegistryOptions) *Registry {
 		if opts.TLS {
 			r.URL = "https://" + r.Host
 		}
-		cfg := registryConfig(r.Host, storage, secret, id, tlsCert, tlsKey, r.htpasswd)
+		cfg := registryConfig(r.Host, storage, secret, id, tlsCert, tlsKey, authYAML)
 		cfgPath := filepath.Join(dir, "config.yml")
 		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 			t.Fatalf("testenv: %v", err)
@@ -144,6 +167,26 @@ func StartRegistry(t testing.TB, opts RegistryOptions) *Registry {
 		}
 	})
 	return r
+}
+
+// htpasswdAuth is the registry's auth section for htpasswd, or "" for an
+// open registry.
+func htpasswdAuth(htpasswd string) string {
+	if htpasswd == "" {
+		return ""
+	}
+	return fmt.Sprintf(`auth:
+  htpasswd:
+    realm: %s
+    path: %s
+`, yamlString(htpasswdRealm), yamlString(htpasswd))
+}
+
+// yamlString writes s as a JSON string, which YAML reads as a
+// double-quoted scalar.
+func yamlString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }
 
 var errExited = errors.New("docker-registry exited")
@@ -262,7 +305,8 @@ func (r *Registry) LogText() string {
 
 // SetUsers replaces the registry's htpasswd users. The file is replaced
 // atomically and the registry re-reads it on its next authenticated request,
-// without a restart. The registry must have been started with users.
+// without a restart. The registry must have been started with users. With
+// TokenAuth the file is the token server's, which re-reads it the same way.
 func (r *Registry) SetUsers(t testing.TB, users map[string]string) {
 	t.Helper()
 	if r.htpasswd == "" {
@@ -331,11 +375,9 @@ func WriteHtpasswd(path string, users map[string]string) error {
 
 // registryConfig renders docker-registry's YAML configuration. Strings are
 // written as JSON strings, which YAML reads as double-quoted scalars.
-func registryConfig(addr, storage, secret, id, tlsCert, tlsKey, htpasswd string) string {
-	q := func(s string) string {
-		b, _ := json.Marshal(s)
-		return string(b)
-	}
+// authYAML is the rendered auth section ("" for an open registry).
+func registryConfig(addr, storage, secret, id, tlsCert, tlsKey, authYAML string) string {
+	q := yamlString
 	var b strings.Builder
 	fmt.Fprintf(&b, `version: 0.1
 log:
@@ -363,13 +405,7 @@ http:
     key: %s
 `, q(tlsCert), q(tlsKey))
 	}
-	if htpasswd != "" {
-		fmt.Fprintf(&b, `auth:
-  htpasswd:
-    realm: %s
-    path: %s
-`, q(htpasswdRealm), q(htpasswd))
-	}
+	b.WriteString(authYAML)
 	return b.String()
 }
 

@@ -2,7 +2,8 @@
 // and finds real tools.
 //
 // Integration tests use it to run Debian's docker-registry (with htpasswd
-// auth, TLS, or both) on 127.0.0.1 and to locate the clients that talk to it
+// auth, TLS, or both, or behind docker/distribution's token server for
+// token auth) on 127.0.0.1 and to locate the clients that talk to it
 // (crane, oras, regctl, skopeo, podman, ...). A missing tool fails the run
 // under CI=true and skips the test otherwise; either way the message names
 // the command that installs it (.ci/install-deps).
@@ -181,3 +182,8 @@ func tail(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// KillWithTest makes the kernel kill cmd's process if the test process
+// dies first (Linux; elsewhere it does nothing), so that a crashed or
+// killed test run leaves no daemon behind. Call it before cmd.Start.
+func KillWithTest(cmd *exec.Cmd) { setDeathSignal(cmd) }
