@@ -238,15 +238,41 @@ func (e *env) printConnectors(infos []connectors.Info) {
 		return
 	}
 	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tTYPE\tAUTH METHOD\tRESOURCE TYPE\tRESOURCE ID\tEXPIRES\tORIGIN")
+	// The refresh columns come last so that scripts reading the first
+	// seven keep working; they show "-" for connectors that do not expire.
+	fmt.Fprintln(w, "NAME\tTYPE\tAUTH METHOD\tRESOURCE TYPE\tRESOURCE ID\tEXPIRES\tORIGIN\tLAST REFRESH\tNEXT REFRESH\tLAST ERROR")
 	for _, i := range infos {
 		exp := "never"
-		if i.ExpiresAt != nil {
+		switch {
+		case i.ExpiresAt != nil:
 			exp = i.ExpiresAt.Format(time.RFC3339)
+		case i.ExpirationSeconds != nil && i.Origin == "config":
+			exp = "not fetched yet" // an expiring connector nobody asked yet
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i.Name, i.Type, i.AuthMethod, i.ResourceType, i.ResourceID, exp, i.Origin)
+		lastErr := "-"
+		if i.LastError != "" {
+			lastErr = i.LastError
+			if len(lastErr) > 100 {
+				lastErr = strings.ToValidUTF8(lastErr[:97], "") + "..."
+			}
+			if i.LastErrorAt != nil {
+				lastErr = i.LastErrorAt.Format(time.RFC3339) + " " + lastErr
+			}
+			if i.Attempts > 0 {
+				lastErr = fmt.Sprintf("(%d failed since last success) %s", i.Attempts, lastErr)
+			}
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i.Name, i.Type, i.AuthMethod, i.ResourceType, i.ResourceID, exp, i.Origin,
+			timeOrDash(i.LastRefresh), timeOrDash(i.NextRefresh), lastErr)
 	}
 	_ = w.Flush()
+}
+
+func timeOrDash(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.Format(time.RFC3339)
 }
 
 func (e *env) printJSON(v any) int {

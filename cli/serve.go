@@ -120,10 +120,16 @@ func runServe(e *env, args []string) int {
 		}
 	}()
 
+	var getWait time.Duration
+	if f != nil {
+		getWait = f.Daemon.GetWait
+	}
 	d := daemon.New(daemon.Options{
 		Logger: log, Store: st, ConfigPath: p.config, StorePath: p.store,
-		Version: version.Version, Shutdown: stop,
+		Version: version.Version, Shutdown: stop, GetWait: getWait,
 	})
+	// Stops the background refreshes; the socket closes first (Serve).
+	defer d.Close()
 	if noConfig {
 		log.Info("no config file; starting with no connectors (stored credentials are still served)", "config", p.config)
 	}

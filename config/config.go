@@ -43,6 +43,9 @@ type Daemon struct {
 	// StoreBackend is where stored credentials live: "file" (default),
 	// "pass" or "secretservice".
 	StoreBackend string
+	// GetWait bounds how long a get waits for an expiring connector's
+	// fetch when nothing valid is cached (0: the daemon's default, 10 s).
+	GetWait time.Duration
 }
 
 // File is a decoded config file.
@@ -215,13 +218,21 @@ func (f *File) decodeDaemon(v any) []Problem {
 				probs = append(probs, Problem{Line: line, Field: "daemon.store_backend", Message: fmt.Sprintf("%q is not one of file, pass, secretservice", s)})
 			}
 			f.Daemon.StoreBackend = s
+		case "get_wait":
+			d, err := time.ParseDuration(s)
+			if err != nil || d <= 0 || d > 25*time.Second {
+				// Above 25 s the helper's own 30 s request timeout would
+				// fire first and the client would never hear the reason.
+				probs = append(probs, Problem{Line: line, Field: "daemon.get_wait", Message: fmt.Sprintf("%q must be a duration between 0s and 25s, such as \"10s\"", s)})
+			}
+			f.Daemon.GetWait = d
 		case "log_level":
 			if !slices.Contains([]string{"debug", "info", "warn", "error"}, s) {
 				probs = append(probs, Problem{Line: line, Field: "daemon.log_level", Message: fmt.Sprintf("%q is not one of debug, info, warn, error", s)})
 			}
 			f.Daemon.LogLevel = s
 		default:
-			probs = append(probs, Problem{Line: line, Field: "daemon." + k, Message: "unknown key (known: socket, store, store_backend, log_level)"})
+			probs = append(probs, Problem{Line: line, Field: "daemon." + k, Message: "unknown key (known: socket, store, store_backend, get_wait, log_level)"})
 		}
 	}
 	return probs

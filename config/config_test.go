@@ -149,7 +149,7 @@ password = "p"
 		`line 15: connector "lab": config.pasword: unknown field for auth method "password" (known: username, password, insecure)`,
 		`line 9: connector "lab": config.password: required field is missing`,
 		`line 18: connector "lab": name: duplicate name`,
-		`line 19: connector "lab": type: unknown connector type "dockr" (known types: [docker])`,
+		`line 19: connector "lab": type: unknown connector type "dockr" (known types: [docker exec])`,
 		`line 24: connector "other": resource_id: connector "ok" already serves 127.0.0.1:5055`,
 	} {
 		if !strings.Contains(msg, w) {
@@ -278,6 +278,19 @@ func TestSyntaxErrorsNeverQuoteTheFile(t *testing.T) {
 		}
 		if strings.Contains(err.Error(), "mysecretword") {
 			t.Errorf("syntax error quotes the password: %v", err)
+		}
+	}
+}
+
+func TestGetWait(t *testing.T) {
+	t.Parallel()
+	f, err := config.Parse("t.toml", []byte("[daemon]\nget_wait = \"3s\"\n"))
+	if err != nil || f.Daemon.GetWait.String() != "3s" {
+		t.Fatalf("get_wait 3s: %v %v", f, err)
+	}
+	for _, bad := range []string{`"0s"`, `"1m"`, `"soon"`} {
+		if _, err := config.Parse("t.toml", []byte("[daemon]\nget_wait = "+bad+"\n")); err == nil || !strings.Contains(err.Error(), "daemon.get_wait") {
+			t.Errorf("get_wait = %s accepted: %v", bad, err)
 		}
 	}
 }

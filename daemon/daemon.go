@@ -3,12 +3,21 @@
 // store of credentials that came through `docker login`, and the answer
 // to every request that arrives over the socket.
 //
-// Resolution of a get: the connector whose resource id covers the asked
-// server URL with the longest repository path wins; else the stored
-// credential for the registry; else not-found, which the helper turns
-// into docker's exact not-found message so the client pulls anonymously.
-// A connector that exists but fails is an error naming the connector,
-// never a disguised not-found.
+// Resolution of a get: among the connectors bound to the asked registry
+// host, the one whose resource id covers the server URL with the longest
+// repository path wins; else, among the glob connectors
+// ("*.dkr.ecr.*.amazonaws.com"), the most specific that matches (fewest
+// wildcards, then the longest pattern; see resourceid.ComparePatterns), so
+// an exact host always beats a glob; else the stored credential for the
+// registry; else not-found, which the helper turns into docker's exact
+// not-found message so the client pulls anonymously. A connector that
+// exists but fails is an error naming the connector, never a disguised
+// not-found.
+//
+// Connectors whose auth method issues expiring credentials (it declares
+// expiration bounds) are served through a refresh.Cache: renewed in the
+// background, shared among concurrent gets, never handed out within their
+// skew of expiry. The others are asked on every get.
 package daemon
 
 import (
@@ -20,12 +29,14 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/connectord/connectord/connectors"
 	"github.com/connectord/connectord/ipc"
+	"github.com/connectord/connectord/refresh"
 	"github.com/connectord/connectord/resourceid"
 	"github.com/connectord/connectord/secret"
 	"github.com/connectord/connectord/store"
@@ -50,6 +61,11 @@ type Options struct {
 	Shutdown func()
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// GetWait bounds how long a get waits for an expiring connector's
+	// fetch when no usable credential is cached; 0 means
+	// refresh.DefaultWait (10 s). It must stay below the helper's own
+	// request timeout (30 s) so the client hears the reason.
+	GetWait time.Duration
 }
 
 // Daemon answers requests. Create it with New.
@@ -61,6 +77,13 @@ type Daemon struct {
 	load    atomic.Pointer[LoadResult]
 	// reloadMu keeps a SIGHUP and a file change from reloading at once.
 	reloadMu sync.Mutex
+	// cache serves the expiring connectors.
+	cache *refresh.Cache
+	// setMu serialises SetConnectors, which reads the running set to
+	// carry unchanged connectors over.
+	setMu sync.Mutex
+	// gen numbers connector definitions, for cache source ids.
+	gen atomic.Uint64
 }
 
 // LoadResult records the outcome of the last config load, for status.
@@ -79,15 +102,52 @@ func New(opts Options) *Daemon {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	d := &Daemon{log: opts.Logger, opts: opts, started: opts.Now()}
-	d.set.Store(newSet(nil))
+	d := &Daemon{log: opts.Logger, opts: opts, started: opts.Now(),
+		cache: refresh.New(refresh.Options{Logger: opts.Logger, Wait: opts.GetWait})}
+	d.set.Store(newSet(nil, nil))
 	return d
 }
 
+// Close stops the background refreshes and cancels the fetches in
+// progress; gets for expiring connectors fail afterwards. Call it when
+// the daemon stops serving.
+func (d *Daemon) Close() { d.cache.Close() }
+
 // SetConnectors swaps in a new connector set. In-flight gets finish on
 // the set they started with.
+//
+// A connector whose definition did not change (same id,
+// connectors.Instance.SameDefinition) is carried over as the running
+// instance, with its cached credentials and their renewal timers; a new
+// or changed one starts afresh under a new cache source. The sources of
+// connectors that are gone are dropped from the cache before the swap, so
+// a removed connector stops refreshing, and a fetch it still had in
+// flight keeps nothing.
 func (d *Daemon) SetConnectors(list []*connectors.Instance) {
-	d.set.Store(newSet(list))
+	d.setMu.Lock()
+	defer d.setMu.Unlock()
+	old := d.set.Load()
+	running := make(map[string]*connectors.Instance, len(old.list))
+	for _, inst := range old.list {
+		running[inst.ID.String()] = inst
+	}
+	sources := make(map[*connectors.Instance]string, len(list))
+	next := make([]*connectors.Instance, 0, len(list))
+	for _, inst := range list {
+		if o := running[inst.ID.String()]; o != nil && o.SameDefinition(inst) {
+			inst = o
+			sources[inst] = old.sources[o]
+		} else {
+			sources[inst] = inst.ID.String() + "#" + strconv.FormatUint(d.gen.Add(1), 10)
+		}
+		next = append(next, inst)
+	}
+	live := make(map[string]bool, len(sources))
+	for _, src := range sources {
+		live[src] = true
+	}
+	d.cache.Retain(func(src string) bool { return live[src] })
+	d.set.Store(newSet(next, sources))
 	d.load.Store(&LoadResult{At: d.opts.Now(), OK: true, Connectors: len(list)})
 }
 
@@ -138,8 +198,14 @@ func (d *Daemon) get(ctx context.Context, serverURL string) *ipc.Response {
 	if err != nil {
 		return fail(ipc.Errorf(ipc.CodeInvalid, "%v", err))
 	}
-	if inst := d.set.Load().match(rid); inst != nil {
-		c, err := inst.Credentials(ctx, rid)
+	set := d.set.Load()
+	if inst := set.match(rid); inst != nil {
+		var c connectors.Credentials
+		if inst.Expiring() {
+			c, err = d.cache.Get(ctx, set.request(inst, rid))
+		} else {
+			c, err = inst.Credentials(ctx, rid)
+		}
 		if err != nil {
 			d.log.Warn("connector failed", "connector", inst.Name, "server", rid.String(), "err", err)
 			return fail(ipc.Errorf(ipc.CodeUnavailable, "%v", err))
@@ -216,6 +282,10 @@ func (d *Daemon) list(ctx context.Context) *ipc.Response {
 		out[e.Key] = e.Credential.Username
 	}
 	for _, inst := range d.set.Load().list {
+		if inst.IsGlob() {
+			// A glob names no registry a client could look up.
+			continue
+		}
 		key := inst.RID.Key()
 		if inst.RID.Path != "" {
 			key = inst.RID.String()
@@ -242,6 +312,35 @@ func (d *Daemon) connectorsInfo(ctx context.Context) *ipc.Response {
 		infos = append(infos, storedInfo(e))
 	}
 	return dataResponse(infos)
+}
+
+// withRefreshState adds an expiring connector's refresh state to its
+// Info; expires_at becomes the current credential's expiry.
+func (d *Daemon) withRefreshState(inst *connectors.Instance, i connectors.Info) connectors.Info {
+	if !inst.Expiring() {
+		return i
+	}
+	st, ok := d.cache.Status(d.set.Load().sources[inst])
+	if !ok {
+		return i
+	}
+	if !st.ExpiresAt.IsZero() {
+		i.ExpiresAt = timePtr(st.ExpiresAt)
+	}
+	i.LastRefresh, i.NextRefresh = timePtr(st.LastRefresh), timePtr(st.NextRefresh)
+	if st.LastError != nil {
+		i.LastError, i.LastErrorAt = st.LastError.Error(), timePtr(st.LastErrorAt)
+	}
+	i.Attempts = st.Attempts
+	return i
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.Round(0) // drop the monotonic reading
+	return &t
 }
 
 func storedInfo(e store.Entry) connectors.Info {
@@ -299,19 +398,31 @@ type connectorSet struct {
 	// byHost holds each host's connectors, longest repository path first,
 	// so the first that covers a request is the most specific.
 	byHost map[string][]*connectors.Instance
+	// globs holds the glob connectors, most specific first
+	// (resourceid.ComparePatterns; names break ties): tried after byHost.
+	globs []*connectors.Instance
+	// sources is each connector's cache source id: its id and the
+	// generation of its definition.
+	sources map[*connectors.Instance]string
 }
 
-func newSet(list []*connectors.Instance) *connectorSet {
-	s := &connectorSet{list: slices.Clone(list), byHost: map[string][]*connectors.Instance{}}
+func newSet(list []*connectors.Instance, sources map[*connectors.Instance]string) *connectorSet {
+	s := &connectorSet{list: slices.Clone(list), byHost: map[string][]*connectors.Instance{}, sources: sources}
 	slices.SortFunc(s.list, func(a, b *connectors.Instance) int { return cmp.Compare(a.Name, b.Name) })
 	for _, inst := range s.list {
-		if inst.ResourceType == connectors.ResourceTypeDockerRegistry && inst.RID.Host != "" {
+		switch {
+		case inst.ResourceType != connectors.ResourceTypeDockerRegistry:
+		case inst.IsGlob():
+			s.globs = append(s.globs, inst)
+		case inst.RID.Host != "":
 			s.byHost[inst.RID.Host] = append(s.byHost[inst.RID.Host], inst)
 		}
 	}
 	for _, l := range s.byHost {
 		slices.SortStableFunc(l, func(a, b *connectors.Instance) int { return cmp.Compare(len(b.RID.Path), len(a.RID.Path)) })
 	}
+	// Stable over the name order above, so equally specific globs go by name.
+	slices.SortStableFunc(s.globs, func(a, b *connectors.Instance) int { return resourceid.ComparePatterns(a.Pattern, b.Pattern) })
 	return s
 }
 
@@ -321,7 +432,32 @@ func (s *connectorSet) match(rid resourceid.ID) *connectors.Instance {
 			return inst
 		}
 	}
+	for _, inst := range s.globs {
+		if inst.Covers(rid) {
+			return inst
+		}
+	}
 	return nil
+}
+
+// request is the cache request for a get of rid from an expiring
+// connector. Lookups go image, registry, global (the kubelet's order); a
+// fetched credential is kept under the key its Scope names.
+func (s *connectorSet) request(inst *connectors.Instance, rid resourceid.ID) refresh.Request {
+	return refresh.Request{
+		Source: s.sources[inst],
+		Name:   inst.Name,
+		Keys: []string{
+			connectors.CacheKey(connectors.ScopeImage, rid),
+			connectors.CacheKey(connectors.ScopeRegistry, rid),
+			connectors.CacheKey(connectors.ScopeGlobal, rid),
+		},
+		FlightKey: connectors.CacheKey(inst.FetchScope(), rid),
+		Fetch:     func(ctx context.Context) (connectors.Credentials, error) { return inst.Credentials(ctx, rid) },
+		Store:     func(c connectors.Credentials) string { return connectors.CacheKey(c.Scope, rid) },
+		Lifetime:  inst.Lifetime(),
+		Skew:      inst.SkewTolerance,
+	}
 }
 
 // servesRegistry returns a config connector for rid's registry, at any
@@ -330,6 +466,11 @@ func (s *connectorSet) match(rid resourceid.ID) *connectors.Instance {
 func (s *connectorSet) servesRegistry(rid resourceid.ID) *connectors.Instance {
 	if l := s.byHost[rid.Host]; len(l) > 0 {
 		return l[len(l)-1] // the broadest: name the registry-wide connector
+	}
+	for _, inst := range s.globs {
+		if inst.Pattern.MatchRegistry(rid) {
+			return inst
+		}
 	}
 	return nil
 }

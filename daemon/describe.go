@@ -61,4 +61,6 @@ func revealStored(e store.Entry) map[string]any {
 
 // info is the printable view of a running connector. The refresher adds
 // its state here.
-func (d *Daemon) info(inst *connectors.Instance) connectors.Info { return inst.Info() }
+func (d *Daemon) info(inst *connectors.Instance) connectors.Info {
+	return d.withRefreshState(inst, inst.Info())
+}

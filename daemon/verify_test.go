@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -44,6 +45,12 @@ func TestVerify(t *testing.T) {
 	tok := testenv.StartTokenRegistry(t, users)
 	tok.SeedImage(t, "alice/app", "v1", "alice", verifyPass)
 
+	// An exec connector: its type cannot verify, so the daemon verifies
+	// the credential it fetches.
+	script := filepath.Join(t.TempDir(), "cred.sh")
+	if err := os.WriteFile(script, fmt.Appendf(nil, "#!/bin/sh\ncat >/dev/null\nprintf '{\"Username\":\"alice\",\"Secret\":\"%s\"}\\n'\n", verifyPass), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	cfg := fmt.Sprintf(`
 [[connector]]
 name = "good"
@@ -61,7 +68,14 @@ resource_id = "%[1]s/alice"
 username = "alice"
 password = %[3]q
 
-`, lab.Host, verifyPass, verifyBad)
+[[connector]]
+name = "fetched"
+type = "exec"
+auth_method = "command"
+resource_id = "%[1]s/team"
+[connector.config]
+command = [%[4]q]
+`, lab.Host, verifyPass, verifyBad, script)
 	f, err := config.Parse("test.toml", []byte(cfg))
 	if err != nil {
 		t.Fatal(err)
@@ -76,6 +90,7 @@ password = %[3]q
 	}
 	logs := &syncBuffer{}
 	d := daemon.New(daemon.Options{Store: st, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	t.Cleanup(d.Close)
 	d.SetConnectors(list)
 
 	// A stored identity token for the token registry, as login leaves it.
@@ -98,6 +113,7 @@ password = %[3]q
 		{"narrowed", "good", lab.Host + "/team", "", "", []string{"team/tool"}, "basic"},
 		{"not served", "good", "other.example", ipc.CodeInvalid, `connector "good" does not serve other.example`, nil, ""},
 		{"wrong password", "bad", "", ipc.CodeForbidden, `connector "bad": authentication failed at ` + lab.Host + `: wrong username or password (registry said: UNAUTHORIZED`, nil, ""},
+		{"fetched credential", "fetched", "", "", "", []string{"team/tool"}, "basic"},
 		{"stored identity token", tok.Host, "", "", "", []string{"alice/app"}, "bearer"},
 		{"stored, narrowed", "http://" + tok.Host, tok.Host + "/bob", "", "", nil, "bearer"},
 		{"stored, elsewhere", tok.Host, lab.Host, ipc.CodeInvalid, "is not on " + tok.Host, nil, ""},

@@ -5,4 +5,5 @@ package all
 import (
 	// Each import registers one connector type with registry.Default.
 	_ "github.com/connectord/connectord/connectors/docker"
+	_ "github.com/connectord/connectord/connectors/exec"
 )
