@@ -294,3 +294,39 @@ func TestGetWait(t *testing.T) {
 		}
 	}
 }
+
+// anyResolver resolves every { env } and { file } reference to a dummy
+// value: the README's snippets name variables this machine lacks.
+type anyResolver struct{}
+
+func (anyResolver) LookupEnv(string) (string, bool) { return "x", true }
+func (anyResolver) ReadFile(string) ([]byte, error) { return []byte("x"), nil }
+
+// Every TOML snippet in the README must be a valid config: a new user
+// copies them.
+func TestReadmeSnippetsAreValid(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(string(b), "```toml\n")
+	if len(parts) < 3 {
+		t.Fatalf("expected TOML snippets in the README, found %d", len(parts)-1)
+	}
+	for i, p := range parts[1:] {
+		snippet := p[:strings.Index(p, "```")]
+		// Snippets are indented inside list items.
+		var lines []string
+		for _, l := range strings.Split(snippet, "\n") {
+			lines = append(lines, strings.TrimPrefix(l, "   "))
+		}
+		f, err := config.Parse("README snippet", []byte(strings.Join(lines, "\n")))
+		if err == nil {
+			_, err = f.Build(registry.Default, anyResolver{})
+		}
+		if err != nil {
+			t.Errorf("README TOML snippet %d is not a valid config: %v\n%s", i+1, err, snippet)
+		}
+	}
+}
