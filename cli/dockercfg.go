@@ -95,28 +95,15 @@ Docker Hub gets two credHelpers keys: "https://index.docker.io/v1/"
 (docker, crane) and "docker.io" (skopeo, podman).`)
 	var regs registryList
 	fs.Var(&regs, "registry", "also send registry `R` (host[:port]) to the helper; repeatable")
-	cfgFile := fs.String("config-file", "", "docker config `PATH` to edit (default $DOCKER_CONFIG/config.json, else ~/.docker/config.json)")
-	dryRun := fs.Bool("dry-run", false, "print what would change; write nothing")
-	asJSON := fs.Bool("json", false, "print JSON")
-	socketFlag := fs.String("socket", "", "socket path")
-	configFlag := fs.String("config", "", "connectord config file (for its [daemon] socket)")
-	if code, ok := e.parse(fs, args, 0); !ok {
+	df := e.dockerFlags(fs, "edit", "print what would change; write nothing")
+	path, f, socket, code, ok := df.load(e, args)
+	if !ok {
 		return code
 	}
-	if code, ok := e.requireHelper(); !ok {
-		return code
-	}
-	path, err := e.dockerConfigPath(*cfgFile)
-	if err != nil {
-		return e.fail("%v", err)
-	}
-	f, err := dockercfg.Load(path)
-	if err != nil {
-		return e.fail("%v; the file was left as it is", err)
-	}
+	dryRun, asJSON := df.dryRun, df.asJSON
 	rep := dockerReport{ConfigFile: path, DryRun: *dryRun}
 
-	served, warnings, err := e.servedRegistries(e.socketPath(*socketFlag, *configFlag))
+	served, warnings, err := e.servedRegistries(socket)
 	switch {
 	case client.IsNotRunning(err):
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("connectord is not running (%v): only credsStore and the --registry entries were considered; run configure-docker again once it runs so that skopeo and podman reach its registries", err))
@@ -151,26 +138,12 @@ connector in connectord's config serves are skipped (the daemon refuses
 to store credentials for them) and left as they are. Secrets are never
 printed. The old file is kept as config.json.bak-<UTC time>: it still
 holds the plaintext credentials, so delete it once you are satisfied.`)
-	cfgFile := fs.String("config-file", "", "docker config `PATH` to import from (default $DOCKER_CONFIG/config.json, else ~/.docker/config.json)")
-	dryRun := fs.Bool("dry-run", false, "print what would move and change; store and write nothing")
-	asJSON := fs.Bool("json", false, "print JSON")
-	socketFlag := fs.String("socket", "", "socket path")
-	configFlag := fs.String("config", "", "connectord config file (for its [daemon] socket)")
-	if code, ok := e.parse(fs, args, 0); !ok {
+	df := e.dockerFlags(fs, "import from", "print what would move and change; store and write nothing")
+	path, f, socket, code, ok := df.load(e, args)
+	if !ok {
 		return code
 	}
-	if code, ok := e.requireHelper(); !ok {
-		return code
-	}
-	path, err := e.dockerConfigPath(*cfgFile)
-	if err != nil {
-		return e.fail("%v", err)
-	}
-	f, err := dockercfg.Load(path)
-	if err != nil {
-		return e.fail("%v; the file was left as it is", err)
-	}
-	socket := e.socketPath(*socketFlag, *configFlag)
+	dryRun, asJSON := df.dryRun, df.asJSON
 	var infos []connectors.Info
 	if err := e.call(socket, &ipc.Request{Op: ipc.OpConnectors}, &infos); err != nil {
 		if client.IsNotRunning(err) {
@@ -454,3 +427,41 @@ func was(old string) string {
 }
 
 var _ flag.Value = (*registryList)(nil)
+
+// dockerCmdFlags are the flags configure-docker and import share.
+type dockerCmdFlags struct {
+	fs                     *flag.FlagSet
+	cfgFile                *string
+	dryRun, asJSON         *bool
+	socketFlag, configFlag *string
+}
+
+func (e *env) dockerFlags(fs *flag.FlagSet, verb, dryRunHelp string) dockerCmdFlags {
+	return dockerCmdFlags{
+		fs:         fs,
+		cfgFile:    fs.String("config-file", "", "docker config `PATH` to "+verb+" (default $DOCKER_CONFIG/config.json, else ~/.docker/config.json)"),
+		dryRun:     fs.Bool("dry-run", false, dryRunHelp),
+		asJSON:     fs.Bool("json", false, "print JSON"),
+		socketFlag: fs.String("socket", "", "socket path"),
+		configFlag: fs.String("config", "", "connectord config file (for its [daemon] socket)"),
+	}
+}
+
+// load parses the flags, checks the helper is installed and loads the
+// docker config; ok is false when the command must stop with code.
+func (df dockerCmdFlags) load(e *env, args []string) (path string, f *dockercfg.File, socket string, code int, ok bool) {
+	if code, ok := e.parse(df.fs, args, 0); !ok {
+		return "", nil, "", code, false
+	}
+	if code, ok := e.requireHelper(); !ok {
+		return "", nil, "", code, false
+	}
+	path, err := e.dockerConfigPath(*df.cfgFile)
+	if err != nil {
+		return "", nil, "", e.fail("%v", err), false
+	}
+	if f, err = dockercfg.Load(path); err != nil {
+		return "", nil, "", e.fail("%v; the file was left as it is", err), false
+	}
+	return path, f, e.socketPath(*df.socketFlag, *df.configFlag), exitOK, true
+}
