@@ -57,5 +57,20 @@ lint: ## gofmt, go vet and staticcheck (pinned in .ci/install-deps)
 fuzz: ## run every fuzz target for FUZZTIME each (a real finding fails; see .ci/fuzz)
 	FUZZTIME=$(FUZZTIME) GO=$(GO) .ci/fuzz
 
+# make bench: the Go benchmarks (bench/, ipc/) BENCHCOUNT times each, then
+# bench/helpers.sh (hyperfine: whole-process helpers, crane, the daemon
+# process, the profile). Everything lands in bench/results/; BENCHMARKS.md
+# says what each figure is and how to reproduce it by hand.
+BENCHTIME  ?= 2s
+BENCHCOUNT ?= 3
+BENCHOUT   ?= bench/results
+bench: SHELL := /bin/bash
+bench: .SHELLFLAGS := -o pipefail -c
+bench: ## run the benchmarks (daemon, scale, helpers, crane); results in bench/results, see BENCHMARKS.md
+	@mkdir -p $(BENCHOUT)
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -count $(BENCHCOUNT) -timeout 60m ./bench/... ./ipc/... | tee $(BENCHOUT)/go-bench.txt
+	$(GO) run ./bench/report gotest $(BENCHOUT)/go-bench.txt | tee $(BENCHOUT)/go-bench.md
+	BENCHTIME=$(BENCHTIME) bench/helpers.sh -o $(BENCHOUT)
+
 clean: ## remove build output
 	rm -rf bin
