@@ -24,7 +24,7 @@ import (
 	"github.com/docker/docker-credential-helpers/credentials"
 
 	"github.com/connectord/connectord/ipc"
-	"github.com/connectord/connectord/ipc/client"
+	"github.com/connectord/connectord/ipc/blocking"
 )
 
 // NotFoundMessage is the exact text docker matches to fall back to
@@ -39,9 +39,17 @@ const AutostartWait = 2 * time.Second
 // so a timeout here means the daemon is wedged, not slow.
 const requestTimeout = 30 * time.Second
 
+// transport is one exchange with the daemon; ipc/blocking in production,
+// chosen because it keeps package net and the runtime's network poller
+// out of a process that docker starts for every pull.
+type transport interface {
+	Do(ctx context.Context, req *ipc.Request) (*ipc.Response, error)
+	Path() string
+}
+
 // Helper implements credentials.Helper against the daemon.
 type Helper struct {
-	client    *client.Client
+	client    transport
 	autostart bool
 	// start launches the daemon; replaced in tests.
 	start func(ctx context.Context, socket string) error
@@ -53,7 +61,7 @@ var _ credentials.Helper = (*Helper)(nil)
 // itself would use (see ipc.SocketPath).
 func New(getenv func(string) string) *Helper {
 	return &Helper{
-		client:    client.New(ipc.SocketPath(getenv)),
+		client:    blocking.New(ipc.SocketPath(getenv)),
 		autostart: getenv("CONNECTORD_NO_AUTOSTART") != "1",
 		start:     startDaemon,
 	}
@@ -96,7 +104,7 @@ func (h *Helper) do(req *ipc.Request) (*ipc.Response, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
 	resp, err := h.client.Do(ctx, req)
-	if client.IsNotRunning(err) && h.autostart {
+	if ipc.IsNotRunning(err) && h.autostart {
 		resp, err = h.startAndRetry(ctx, req, err)
 	}
 	return resp, translate(err)
@@ -109,7 +117,7 @@ func (h *Helper) startAndRetry(ctx context.Context, req *ipc.Request, first erro
 	deadline := time.Now().Add(AutostartWait)
 	for {
 		resp, err := h.client.Do(ctx, req)
-		if !client.IsNotRunning(err) || time.Now().After(deadline) {
+		if !ipc.IsNotRunning(err) || time.Now().After(deadline) {
 			return resp, err
 		}
 		time.Sleep(25 * time.Millisecond)

@@ -18,8 +18,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/connectord/connectord/ipc"
@@ -33,10 +31,6 @@ const (
 	DefaultDialTimeout = 1 * time.Second
 	DefaultIOTimeout   = 30 * time.Second
 )
-
-// maxSocketPath is the size of sockaddr_un.sun_path on Linux, including the
-// terminating NUL.
-const maxSocketPath = 108
 
 // Client talks to the daemon at one socket path. It holds no connection and
 // is safe for concurrent use.
@@ -63,31 +57,10 @@ func (c *Client) Path() string { return c.path }
 // the dial and to the exchange; without a deadline the exchange is bounded
 // by DefaultIOTimeout.
 func (c *Client) Do(ctx context.Context, req *ipc.Request) (*ipc.Response, error) {
-	// A busy daemon answers at once instead of queueing; it frees slots
-	// within milliseconds (a flooding process is capped per peer), so a
-	// short, bounded retry turns a burst into a small delay, not a failed
-	// pull.
-	backoff := 5 * time.Millisecond
-	for attempt := 0; ; attempt++ {
-		resp, err := c.do(ctx, req)
-		if attempt == busyRetries || !errors.Is(err, ipc.ErrUnavailable) || !isBusy(err) {
-			return resp, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("connectord: %s request: %w", req.Op, ctx.Err())
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 100*time.Millisecond)
+	if req == nil {
+		return nil, errors.New("connectord: nil request")
 	}
-}
-
-// busyRetries bounds the retries of a busy answer: about 1.5 s in all.
-const busyRetries = 18
-
-func isBusy(err error) bool {
-	var ie *ipc.Error
-	return errors.As(err, &ie) && strings.HasPrefix(ie.Message, "daemon busy")
+	return ipc.RetryBusy(ctx, req.Op, func() (*ipc.Response, error) { return c.do(ctx, req) })
 }
 
 func (c *Client) do(ctx context.Context, req *ipc.Request) (*ipc.Response, error) {
@@ -104,10 +77,8 @@ func (c *Client) do(ctx context.Context, req *ipc.Request) (*ipc.Response, error
 	if err := ipc.EncodeRequest(&msg, &r); err != nil {
 		return nil, fmt.Errorf("connectord: %s request: %w", r.Op, err)
 	}
-	if len(c.path) >= maxSocketPath {
-		// net.Dial would say "invalid argument", which reads like a daemon
-		// problem; this is a configuration one.
-		return nil, fmt.Errorf("connectord: socket path %s is %d bytes, longer than the %d a Unix socket allows; set CONNECTORD_SOCKET to a shorter path", c.path, len(c.path), maxSocketPath-1)
+	if err := ipc.CheckSocketPath(c.path); err != nil {
+		return nil, err
 	}
 
 	conn, err := c.dial(ctx)
@@ -168,7 +139,7 @@ func (c *Client) dial(ctx context.Context) (net.Conn, error) {
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("connectord: dial %s: %w", c.path, ctx.Err())
 	}
-	if nobodyListening(err) {
+	if ipc.NobodyListening(err) {
 		return nil, &DialError{Path: c.path, Err: err}
 	}
 	// Something is there but would not take the connection: permission
@@ -178,33 +149,10 @@ func (c *Client) dial(ctx context.Context) (net.Conn, error) {
 	return nil, fmt.Errorf("connectord: cannot connect to %s: %w", c.path, err)
 }
 
-// nobodyListening reports whether a dial error means no daemon is there:
-// no socket file (ENOENT, also for a missing directory), a socket file left
-// behind by a daemon that died (ECONNREFUSED), or a path that is not a
-// socket at all (ENOTSOCK).
-func nobodyListening(err error) bool {
-	return errors.Is(err, syscall.ENOENT) ||
-		errors.Is(err, syscall.ECONNREFUSED) ||
-		errors.Is(err, syscall.ENOTSOCK)
-}
-
 // DialError means the daemon did not answer because nothing listens on the
-// socket: it is not running, and starting it is the fix.
-type DialError struct {
-	Path string // the socket path dialled
-	Err  error  // the dial error
-}
+// socket; see ipc.DialError.
+type DialError = ipc.DialError
 
-func (e *DialError) Error() string {
-	return fmt.Sprintf("connectord is not running: no answer on %s: %v (start it with `connectord start`, or `systemctl --user start connectord.socket`)", e.Path, e.Err)
-}
-
-func (e *DialError) Unwrap() error { return e.Err }
-
-// IsNotRunning reports whether err (or an error it wraps) is a *DialError:
-// the socket is missing, or is a file with no listener behind it. The
-// helper starts the daemon when it is true.
-func IsNotRunning(err error) bool {
-	var de *DialError
-	return errors.As(err, &de)
-}
+// IsNotRunning reports whether err is a *DialError: the helper starts the
+// daemon when it is true.
+func IsNotRunning(err error) bool { return ipc.IsNotRunning(err) }
