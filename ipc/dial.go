@@ -1,9 +1,12 @@
 package ipc
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"syscall"
 	"time"
@@ -81,4 +84,53 @@ func RetryBusy(ctx context.Context, op Op, do func() (*Response, error)) (*Respo
 func isBusy(err error) bool {
 	var ie *Error
 	return errors.As(err, &ie) && ie.Code == CodeUnavailable && strings.HasPrefix(ie.Message, "daemon busy")
+}
+
+// EncodeCall encodes req (with V set to Version when zero, on a copy) for
+// sending. Encoding comes before dialling: a request that cannot be sent
+// (too large, invalid Args) fails without touching the daemon.
+func EncodeCall(req *Request) ([]byte, error) {
+	if req == nil {
+		return nil, errors.New("connectord: nil request")
+	}
+	r := *req
+	if r.V == 0 {
+		r.V = Version
+	}
+	var msg bytes.Buffer
+	if err := EncodeRequest(&msg, &r); err != nil {
+		return nil, fmt.Errorf("connectord: %s request: %w", r.Op, err)
+	}
+	return msg.Bytes(), nil
+}
+
+// Exchange writes msg and reads the answer. It reads even when the write
+// failed: the daemon answers some connections (busy, forbidden) without
+// reading the request and closes, and its answer is still waiting in the
+// receive buffer.
+func Exchange(rw io.ReadWriter, msg []byte) (resp *Response, werr, rerr error) {
+	_, werr = rw.Write(msg)
+	resp, rerr = DecodeResponse(bufio.NewReader(rw))
+	return resp, werr, rerr
+}
+
+// Result turns an exchange's outcome into the caller's answer, for every
+// case but timeouts, which each transport detects its own way and checks
+// first. A response carrying an error is returned as that *Error.
+func Result(op Op, path string, resp *Response, werr, rerr error) (*Response, error) {
+	switch {
+	case rerr == nil:
+		if resp.Error != nil {
+			return nil, resp.Error
+		}
+		return resp, nil
+	case werr != nil:
+		return nil, fmt.Errorf("connectord: sending %s request on %s: %w", op, path, werr)
+	case errors.Is(rerr, io.EOF):
+		return nil, fmt.Errorf("connectord: the daemon on %s closed the connection without answering the %s request", path, op)
+	default:
+		// An *Error here is about the daemon's response (garbage, another
+		// protocol version), wrapped so errors.Is still sees it.
+		return nil, fmt.Errorf("connectord: reading the answer to the %s request on %s: %w", op, path, rerr)
+	}
 }

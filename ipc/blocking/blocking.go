@@ -17,12 +17,9 @@
 package blocking
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"syscall"
 	"time"
@@ -58,19 +55,15 @@ func (c *Client) Do(ctx context.Context, req *ipc.Request) (*ipc.Response, error
 }
 
 func (c *Client) do(ctx context.Context, req *ipc.Request) (*ipc.Response, error) {
-	r := *req
-	if r.V == 0 {
-		r.V = ipc.Version
-	}
-	var msg bytes.Buffer
-	if err := ipc.EncodeRequest(&msg, &r); err != nil {
-		return nil, fmt.Errorf("connectord: %s request: %w", r.Op, err)
+	msg, err := ipc.EncodeCall(req)
+	if err != nil {
+		return nil, err
 	}
 	if err := ipc.CheckSocketPath(c.path); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("connectord: %s request: %w", r.Op, err)
+		return nil, fmt.Errorf("connectord: %s request: %w", req.Op, err)
 	}
 	timeout := c.timeout
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
@@ -83,29 +76,14 @@ func (c *Client) do(ctx context.Context, req *ipc.Request) (*ipc.Response, error
 	}
 	defer f.Close()
 
-	_, werr := f.Write(msg.Bytes())
-	// Read even if the write failed: the daemon answers some connections
-	// (busy, forbidden) without reading the request, and that answer is
-	// waiting in our receive buffer.
-	resp, rerr := ipc.DecodeResponse(bufio.NewReader(f))
-	switch {
-	case rerr == nil:
-		if resp.Error != nil {
-			return nil, resp.Error
-		}
-		return resp, nil
-	case isTimeout(rerr):
+	resp, werr, rerr := ipc.Exchange(f, msg)
+	if rerr != nil && isTimeout(rerr) {
 		if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
-			return nil, fmt.Errorf("connectord: %s request: %w", r.Op, context.DeadlineExceeded)
+			return nil, fmt.Errorf("connectord: %s request: %w", req.Op, context.DeadlineExceeded)
 		}
-		return nil, fmt.Errorf("connectord: no answer to the %s request on %s within %s: %w", r.Op, c.path, timeout, os.ErrDeadlineExceeded)
-	case werr != nil:
-		return nil, fmt.Errorf("connectord: sending %s request on %s: %w", r.Op, c.path, werr)
-	case errors.Is(rerr, io.EOF):
-		return nil, fmt.Errorf("connectord: the daemon on %s closed the connection without answering the %s request", c.path, r.Op)
-	default:
-		return nil, fmt.Errorf("connectord: reading the answer to the %s request on %s: %w", r.Op, c.path, rerr)
+		return nil, fmt.Errorf("connectord: no answer to the %s request on %s within %s: %w", req.Op, c.path, timeout, os.ErrDeadlineExceeded)
 	}
+	return ipc.Result(req.Op, c.path, resp, werr, rerr)
 }
 
 // dial connects a blocking socket bounded by timeout in both directions.

@@ -10,12 +10,9 @@
 package client
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"time"
@@ -64,18 +61,9 @@ func (c *Client) Do(ctx context.Context, req *ipc.Request) (*ipc.Response, error
 }
 
 func (c *Client) do(ctx context.Context, req *ipc.Request) (*ipc.Response, error) {
-	if req == nil {
-		return nil, errors.New("connectord: nil request")
-	}
-	r := *req
-	if r.V == 0 {
-		r.V = ipc.Version
-	}
-	// Encode before dialling: a request we cannot send (too large, invalid
-	// Args) should fail without touching the daemon.
-	var msg bytes.Buffer
-	if err := ipc.EncodeRequest(&msg, &r); err != nil {
-		return nil, fmt.Errorf("connectord: %s request: %w", r.Op, err)
+	msg, err := ipc.EncodeCall(req)
+	if err != nil {
+		return nil, err
 	}
 	if err := ipc.CheckSocketPath(c.path); err != nil {
 		return nil, err
@@ -100,34 +88,19 @@ func (c *Client) do(ctx context.Context, req *ipc.Request) (*ipc.Response, error
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
-	_, werr := conn.Write(msg.Bytes())
-	// Read even if the write failed: the daemon answers some connections
-	// (busy, forbidden) without reading the request and closes, and its
-	// answer is still waiting in our receive buffer.
-	resp, rerr := ipc.DecodeResponse(bufio.NewReader(conn))
+	resp, werr, rerr := ipc.Exchange(conn, msg)
 	switch {
 	case rerr == nil:
-		if resp.Error != nil {
-			return nil, resp.Error
-		}
-		return resp, nil
 	case ctx.Err() != nil:
-		return nil, fmt.Errorf("connectord: %s request: %w", r.Op, ctx.Err())
+		return nil, fmt.Errorf("connectord: %s request: %w", req.Op, ctx.Err())
 	case hasCtxDeadline && !time.Now().Before(ctxDeadline):
 		// The conn deadline we set from ctx fired a moment before ctx's
 		// own timer did: report it as the context's deadline all the same.
-		return nil, fmt.Errorf("connectord: %s request: %w", r.Op, context.DeadlineExceeded)
-	case werr != nil:
-		return nil, fmt.Errorf("connectord: sending %s request on %s: %w", r.Op, c.path, werr)
-	case errors.Is(rerr, io.EOF):
-		return nil, fmt.Errorf("connectord: the daemon on %s closed the connection without answering the %s request", c.path, r.Op)
-	case errors.Is(rerr, os.ErrDeadlineExceeded):
-		return nil, fmt.Errorf("connectord: no answer to the %s request on %s within %s: %w", r.Op, c.path, c.ioTimeout, rerr)
-	default:
-		// An *ipc.Error here is about the daemon's response (garbage,
-		// another protocol version), wrapped so errors.Is still sees it.
-		return nil, fmt.Errorf("connectord: reading the answer to the %s request on %s: %w", r.Op, c.path, rerr)
+		return nil, fmt.Errorf("connectord: %s request: %w", req.Op, context.DeadlineExceeded)
+	case werr == nil && errors.Is(rerr, os.ErrDeadlineExceeded):
+		return nil, fmt.Errorf("connectord: no answer to the %s request on %s within %s: %w", req.Op, c.path, c.ioTimeout, rerr)
 	}
+	return ipc.Result(req.Op, c.path, resp, werr, rerr)
 }
 
 func (c *Client) dial(ctx context.Context) (net.Conn, error) {
